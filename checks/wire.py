@@ -1,0 +1,416 @@
+"""The two primitive exchanges every DNS check is made of: one query over UDP, one over TCP.
+
+dnspython builds and parses every message; these functions own the sockets, because dnspython's own
+``dns.query.udp`` uses an unconnected socket without IP_RECVERR and so turns a closed port into a full
+timeout. Here a UDP socket is connected and asks for IP_RECVERR / IPV6_RECVERR: an ICMP error is read from
+the error queue (type, code, offender) the moment it arrives, and nothing waits on a timer.
+
+This is the one boundary where socket errors are translated: every ``OSError`` becomes an
+:class:`Exchange` outcome carrying the errno, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno as errno_mod
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from checks import packetlog
+from checks.icmp import IP_RECVERR, IPV6_RECVERR, SockError, parse_extended_err
+from runbook.model import Server
+
+ANSWER = "answer"
+ICMP = "icmp"
+TIMEOUT = "timeout"
+LOCAL_ERROR = "local-error"
+RESET = "reset"
+CLOSED = "closed"
+MALFORMED = "malformed"
+CONNECTED = "connected"
+
+
+@dataclass
+class Exchange:
+    """What one query attempt saw. ``outcome`` is one of the module's constants."""
+
+    transport: str
+    server: Server
+    outcome: str = TIMEOUT
+    sent_at: float = 0.0
+    rtt_s: float | None = None
+    connect_rtt_s: float | None = None
+    local: tuple[str, int] | None = None
+    query_len: int = 0
+    response: dns.message.Message | None = None
+    response_len: int = 0
+    error: SockError | None = None
+    errno: int | None = None
+    detail: str | None = None
+    packets: list[str] = field(default_factory=list)
+
+    @property
+    def definitive(self) -> bool:
+        """An answer, an ICMP error, a reset or a local refusal: asking again would get the same."""
+        return self.outcome != TIMEOUT
+
+    def to_evidence(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "transport": self.transport,
+            "outcome": self.outcome,
+            "rtt_s": _round(self.rtt_s),
+            "local": f"{self.local[0]}.{self.local[1]}" if self.local else None,
+            "query_bytes": self.query_len,
+        }
+        if self.connect_rtt_s is not None:
+            doc["connect_rtt_s"] = _round(self.connect_rtt_s)
+        if self.error is not None:
+            doc["icmp"] = self.error.to_evidence(self.server.host)
+        if self.errno is not None:
+            doc["errno"] = errno_mod.errorcode.get(self.errno, str(self.errno))
+        if self.detail:
+            doc["detail"] = self.detail
+        if self.response is not None:
+            doc.update(message_evidence(self.response))
+            doc["response_bytes"] = self.response_len
+        return doc
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def message_evidence(msg: dns.message.Message) -> dict[str, Any]:
+    """The parts of an answer users ask for: rcode, flags, records with TTLs, EDE, NSID."""
+    import dns.edns
+
+    flags = dns.flags.to_text(msg.flags).split()
+    answers = [
+        {"name": rrset.name.to_text(), "type": dns.rdatatype.to_text(rrset.rdtype), "ttl": rrset.ttl, "value": rdata.to_text()}
+        for rrset in msg.answer
+        for rdata in rrset
+    ]
+    doc: dict[str, Any] = {
+        "rcode": dns.rcode.to_text(msg.rcode()),
+        "flags": flags,
+        "aa": bool(msg.flags & dns.flags.AA),
+        "tc": bool(msg.flags & dns.flags.TC),
+        "ra": bool(msg.flags & dns.flags.RA),
+        "ad": bool(msg.flags & dns.flags.AD),
+        "answers": answers,
+        "authority": [rrset.to_text() for rrset in msg.authority],
+    }
+    ede = [
+        {"code": int(opt.code), "text": opt.text}
+        for opt in msg.options
+        if isinstance(opt, dns.edns.EDEOption)
+    ]
+    if ede:
+        doc["ede"] = ede
+    for opt in msg.options:
+        if opt.otype == dns.edns.NSID:
+            raw = opt.to_wire() or b""
+            doc["nsid"] = {"hex": raw.hex(), "text": raw.decode("ascii", "backslashreplace")}
+    return doc
+
+
+def _sockaddr(server: Server) -> tuple[int, Any]:
+    info = socket.getaddrinfo(
+        server.host, server.port, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+    )
+    family, _, _, _, sockaddr = info[0]
+    return family, sockaddr
+
+
+def _open(server: Server, kind: int) -> tuple[socket.socket, Any]:
+    family, sockaddr = _sockaddr(server)
+    sock = socket.socket(family, kind)
+    sock.setblocking(False)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    return sock, sockaddr
+
+
+def drain_errqueue(sock: socket.socket) -> list[SockError]:
+    """Every error queued on ``sock`` (ICMP errors and local ones), oldest first."""
+    found: list[SockError] = []
+    while True:
+        try:
+            data, ancdata, _flags, _addr = sock.recvmsg(2048, 1024, socket.MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            return found
+        except OSError:
+            return found
+        for level, ctype, cdata in ancdata:
+            if (level, ctype) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+                err = parse_extended_err(cdata, quoted=len(data))
+                if err is not None:
+                    found.append(err)
+
+
+def _pick(errors: list[SockError]) -> SockError | None:
+    """An ICMP error from the network says more than a local one; the first of a kind wins."""
+    icmp = [e for e in errors if e.origin in ("icmp", "icmp6")]
+    return (icmp or errors or [None])[0]
+
+
+def _local(sock: socket.socket) -> tuple[str, int] | None:
+    try:
+        addr = sock.getsockname()
+    except OSError:
+        return None
+    return (addr[0], addr[1])
+
+
+async def udp_exchange(server: Server, query: dns.message.Message, timeout: float) -> Exchange:
+    """Send ``query`` once over UDP and wait up to ``timeout`` for the answer or an ICMP error."""
+    loop = asyncio.get_running_loop()
+    ex = Exchange("udp", server)
+    wire = query.to_wire()
+    ex.query_len = len(wire)
+    dst = (server.host, server.port)
+    try:
+        sock, sockaddr = _open(server, socket.SOCK_DGRAM)
+    except OSError as e:
+        ex.outcome, ex.errno, ex.detail = LOCAL_ERROR, e.errno, f"socket: {e.strerror}"
+        return ex
+    with sock:
+        mono = time.monotonic()
+        ex.sent_at = time.time()
+        try:
+            sock.connect(sockaddr)
+            ex.local = _local(sock)
+            sock.send(wire)
+        except OSError as e:
+            ex.local = ex.local or _local(sock)
+            ex.error = _pick(drain_errqueue(sock))
+            ex.outcome = ICMP if ex.error and ex.error.origin != "local" else LOCAL_ERROR
+            ex.errno, ex.detail = e.errno, f"send: {e.strerror}"
+            ex.rtt_s = time.monotonic() - mono
+            _log_udp(ex, query)
+            return ex
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_ready() -> None:
+            if done.done():
+                return
+            errors = drain_errqueue(sock)
+            if errors:
+                ex.error = _pick(errors)
+                ex.errno = ex.error.errno if ex.error else None
+                ex.outcome = ICMP if ex.error and ex.error.origin != "local" else LOCAL_ERROR
+                ex.rtt_s = time.monotonic() - mono
+                done.set_result(None)
+                return
+            while True:
+                try:
+                    data = sock.recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as e:  # an error that left no queue entry (IP_RECVERR refused)
+                    ex.outcome, ex.errno, ex.detail = LOCAL_ERROR, e.errno, f"recv: {e.strerror}"
+                    ex.rtt_s = time.monotonic() - mono
+                    done.set_result(None)
+                    return
+                try:
+                    msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
+                except dns.exception.DNSException as e:
+                    ex.outcome, ex.detail, ex.response_len = MALFORMED, f"unparsable answer: {e}", len(data)
+                    continue  # keep waiting: a good answer may still come
+                if not query.is_response(msg):
+                    ex.detail = f"ignored a datagram that does not answer the query (id {msg.id})"
+                    continue
+                ex.outcome, ex.response, ex.response_len = ANSWER, msg, len(data)
+                ex.rtt_s = time.monotonic() - mono
+                done.set_result(None)
+                return
+
+        loop.add_reader(sock.fileno(), on_ready)
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            if ex.outcome != MALFORMED:
+                ex.outcome = TIMEOUT
+        finally:
+            loop.remove_reader(sock.fileno())
+    _log_udp(ex, query, dst)
+    return ex
+
+
+def _log_udp(ex: Exchange, query: dns.message.Message, dst: tuple[str, int] | None = None) -> None:
+    dst = dst or (ex.server.host, ex.server.port)
+    local = ex.local or ("?", 0)
+    ex.packets.append(packetlog.udp_line(ex.sent_at, local, dst, query, ex.query_len))
+    at = ex.sent_at + (ex.rtt_s or 0.0)
+    if ex.outcome == ANSWER and ex.response is not None:
+        ex.packets.append(packetlog.udp_line(at, dst, local, ex.response, ex.response_len))
+    elif ex.error is not None:
+        ex.packets.append(packetlog.icmp_line(at, ex.error, local[0], dst))
+
+
+async def tcp_exchange(server: Server, query: dns.message.Message | None, timeout: float) -> Exchange:
+    """Connect to the server's TCP port and ask ``query``; classify SYN-ACK, RST, ICMP or silence.
+
+    Without a query, only the connect is classified (the ping step's fallback when ICMP is not allowed).
+    """
+    loop = asyncio.get_running_loop()
+    ex = Exchange("tcp", server)
+    wire = query.to_wire() if query is not None else b""
+    ex.query_len = len(wire)
+    dst = (server.host, server.port)
+    deadline = time.monotonic() + timeout
+    try:
+        sock, sockaddr = _open(server, socket.SOCK_STREAM)
+    except OSError as e:
+        ex.outcome, ex.errno, ex.detail = LOCAL_ERROR, e.errno, f"socket: {e.strerror}"
+        return ex
+    with sock:
+        mono = time.monotonic()
+        ex.sent_at = time.time()
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, sockaddr), timeout)
+        except TimeoutError:
+            ex.local = _local(sock)
+            ex.outcome, ex.detail = TIMEOUT, "no answer to the SYN"
+        except OSError as e:
+            ex.local = _local(sock)
+            ex.errno = e.errno
+            ex.error = _pick(drain_errqueue(sock))
+            if ex.error is not None and ex.error.origin != "local":
+                ex.outcome = ICMP
+            elif e.errno == errno_mod.ECONNREFUSED:
+                ex.outcome, ex.detail = RESET, "connection refused (RST)"
+            else:
+                ex.outcome, ex.detail = LOCAL_ERROR, f"connect: {e.strerror}"
+            ex.rtt_s = time.monotonic() - mono
+        else:
+            ex.local = _local(sock)
+            ex.connect_rtt_s = time.monotonic() - mono
+            if query is None:
+                ex.outcome = CONNECTED
+                ex.rtt_s = ex.connect_rtt_s
+            else:
+                await _tcp_query(loop, sock, ex, query, wire, deadline, mono)
+    if query is not None:
+        _log_tcp(ex, query, dst)
+    return ex
+
+
+async def _tcp_query(
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    ex: Exchange,
+    query: dns.message.Message,
+    wire: bytes,
+    deadline: float,
+    mono: float,
+) -> None:
+    async def read_exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, n - len(buf)), max(0.0, deadline - time.monotonic()))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    try:
+        await asyncio.wait_for(
+            loop.sock_sendall(sock, struct.pack("!H", len(wire)) + wire), max(0.0, deadline - time.monotonic())
+        )
+        (length,) = struct.unpack("!H", await read_exactly(2))
+        data = await read_exactly(length)
+    except TimeoutError:
+        ex.outcome, ex.detail = TIMEOUT, "connected, but no answer to the query"
+        return
+    except EOFError:
+        ex.outcome, ex.detail = CLOSED, "connected, but the server closed the connection without answering"
+        return
+    except OSError as e:
+        ex.errno = e.errno
+        ex.outcome, ex.detail = RESET, f"connected, then: {e.strerror}"
+        return
+    ex.rtt_s = time.monotonic() - mono
+    ex.response_len = len(data)
+    try:
+        msg = dns.message.from_wire(data, ignore_trailing=True)
+    except dns.exception.DNSException as e:
+        ex.outcome, ex.detail = MALFORMED, f"unparsable answer: {e}"
+        return
+    if not query.is_response(msg):
+        ex.outcome, ex.detail = MALFORMED, f"the answer does not match the query (id {msg.id})"
+        return
+    ex.outcome, ex.response = ANSWER, msg
+
+
+def _log_tcp(ex: Exchange, query: dns.message.Message, dst: tuple[str, int]) -> None:
+    local = ex.local or ("?", 0)
+    ex.packets.append(packetlog.tcp_line(ex.sent_at, local, dst, "Flags [S], length 0"))
+    if ex.connect_rtt_s is not None:
+        t = ex.sent_at + ex.connect_rtt_s
+        ex.packets.append(packetlog.tcp_line(t, dst, local, "Flags [S.], length 0"))
+        ex.packets.append(
+            packetlog.tcp_line(
+                t, local, dst, f"Flags [P.], length {ex.query_len + 2}: {packetlog.dns_text(query, ex.query_len)}"
+            )
+        )
+        if ex.response is not None:
+            t2 = ex.sent_at + (ex.rtt_s or 0.0)
+            text = packetlog.dns_text(ex.response, ex.response_len)
+            ex.packets.append(packetlog.tcp_line(t2, dst, local, f"Flags [P.], length {ex.response_len + 2}: {text}"))
+    elif ex.outcome == RESET:
+        ex.packets.append(packetlog.tcp_line(ex.sent_at + (ex.rtt_s or 0.0), dst, local, "Flags [R.], length 0"))
+    elif ex.error is not None:
+        ex.packets.append(packetlog.icmp_line(ex.sent_at + (ex.rtt_s or 0.0), ex.error, local[0], dst, "tcp"))
+
+
+def make_query(name: str, rdtype: str, *, edns: bool, nsid: bool = False) -> dns.message.Message:
+    """A recursive query as a stub resolver sends it (RD=1); with EDNS0 (and NSID) when asked."""
+    import dns.edns
+
+    options = [dns.edns.GenericOption(dns.edns.NSID, b"")] if nsid else None
+    return dns.message.make_query(name, rdtype, use_edns=0 if edns else False, options=options)
+
+
+async def udp_attempts(server: Server, query: dns.message.Message, budget: float, attempts: int) -> list[Exchange]:
+    """Up to ``attempts`` UDP tries within ``budget`` seconds, retrying only silence (tenacity).
+
+    Each try gets an equal share of the time still left, so the tries together never outlast the budget.
+    An answer, an ICMP error or a local error is definitive and never retried.
+    """
+    from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
+
+    deadline = time.monotonic() + budget
+    tried: list[Exchange] = []
+
+    async def once() -> Exchange:
+        share = max(0.0, deadline - time.monotonic()) / max(1, attempts - len(tried))
+        ex = await udp_exchange(server, query, share)
+        tried.append(ex)
+        return ex
+
+    def out_of_time(_state: object) -> bool:
+        return deadline - time.monotonic() < 0.005
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts) | out_of_time,
+        retry=retry_if_result(lambda ex: not ex.definitive),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    await retrying(once)
+    return tried
+
+
+def errno_of(ex: Exchange) -> str:
+    return errno_mod.errorcode.get(ex.errno, str(ex.errno)) if ex.errno is not None else "no errno"

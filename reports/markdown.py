@@ -1,0 +1,108 @@
+"""``--format markdown``: the incident report, in the order of the seed's own.
+
+The problem seen in the DNS and ICMP traffic (with the packet log in tcpdump notation), when it happened,
+how it was found, what was tested, the likely cause, the next steps. Everything from the network is
+escaped for Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reports import Document
+from reports.escape import code_span, fence, markdown
+
+
+def _when(rfc3339: str) -> str:
+    try:
+        return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return rfc3339
+
+
+def _traffic(doc: Document, by_id: dict[str, Any]) -> list[str]:
+    """The seed's first paragraph: which query went where, over which protocol, and what came back."""
+    target = doc["target"]
+    name = markdown(target.get("display_name") or target["name"])
+    lines: list[str] = []
+    for fid in [f["id"] for f in doc["findings"] if f["step"] == "udp53"]:
+        ev = by_id[fid]["evidence"]
+        server = markdown(by_id[fid].get("server", ""))
+        outcome = ev.get("outcome")
+        said = f"UDP was used to ask the DNS server {server} for the {markdown(target['type'])} record of {name}."
+        if outcome == "icmp":
+            icmp = ev.get("icmp", {})
+            origin = "the server" if icmp.get("from_server") else markdown(icmp.get("offender"))
+            said += (f" ICMP was used to respond with an error message: {origin} sent "
+                     f"*{markdown(icmp.get('name'))}* (type {icmp.get('type')}, code {icmp.get('code')}).")
+        elif outcome == "answer":
+            said += (f" The server answered {markdown(ev.get('rcode'))} with flags "
+                     f"{markdown(' '.join(ev.get('flags', [])) or 'none')} in {1000 * (ev.get('rtt_s') or 0):.1f} ms.")
+        elif outcome == "timeout":
+            said += f" Nothing came back to {ev.get('sent', 1)} queries: no answer and no ICMP error."
+        else:
+            said += f" The query could not be sent: {markdown(ev.get('detail') or ev.get('errno'))}."
+        lines.append(said)
+    return lines
+
+
+def render(doc: Document) -> str:
+    target = doc["target"]
+    verdict = doc["verdict"]
+    by_id = {f["id"]: f for f in doc["findings"]}
+    name = markdown(target.get("display_name") or target["name"])
+    out: list[str] = [
+        f"# DNS incident report: {name}",
+        "",
+        f"**Verdict:** {code_span(verdict['code'])} — {verdict['status'].upper()}, confidence "
+        f"{markdown(verdict['confidence'])}. {markdown(verdict['summary'])}",
+        "",
+        "## The problem seen in the DNS and ICMP traffic",
+        "",
+    ]
+    out += [*_traffic(doc, by_id), ""] if _traffic(doc, by_id) else ["No UDP probe ran.", ""]
+    packets = [line for fid in verdict["findings"] for line in by_id.get(fid, {}).get("evidence", {}).get("packets", [])]
+    if not packets:
+        packets = [line for f in doc["findings"] if f["step"] == "udp53" for line in f["evidence"].get("packets", [])]
+    if packets:
+        out += ["The packet log, in tcpdump's notation, rebuilt from what the probes sent and received:", "",
+                fence(packets, "text"), ""]
+    out += [
+        "## When it happened",
+        "",
+        f"The diagnosis ran at {_when(doc['started_at'])} and took {doc['duration_s']:.2f} s "
+        f"(run {code_span(doc['run_id'])}, runbook {markdown(doc['tool_version'])}).",
+        "",
+        "## How it was found",
+        "",
+        f"`runbook diagnose` queried {name} ({markdown(target['type'])}) through "
+        f"{markdown(', '.join(target['servers']) or 'no server')} (from {markdown(target['servers_from'])}), "
+        "ran the steps below concurrently, and read every answer and ICMP error the kernel reported.",
+        "",
+        "## What was tested",
+        "",
+        "| step | status | finding |",
+        "|---|---|---|",
+    ]
+    for step in doc["steps"]:
+        if not step["findings"]:
+            out.append(f"| {markdown(step['id'])} | {step['status']} | {markdown(step.get('reason') or '')} |")
+        for fid in step["findings"]:
+            f = by_id[fid]
+            out.append(f"| {markdown(step['id'])} | {f['status']} | {markdown(f['summary'])} |")
+    out += ["", "## Likely cause", "", markdown(verdict["summary"]), ""]
+    for also in verdict.get("also", []):
+        out.append(f"- Also: {code_span(also['code'])} on {markdown(also.get('server', ''))}: {markdown(also['summary'])}")
+    if verdict.get("also"):
+        out.append("")
+    out += ["## Next steps", ""]
+    out += [f"{i}. {_step(step)}" for i, step in enumerate(verdict["next_steps"], 1)]
+    out += ["", f"Exit code {doc['exit_code']}.", ""]
+    return "\n".join(out)
+
+
+def _step(text: str) -> str:
+    """Next steps carry commands in backticks: keep those as code spans, escape the rest."""
+    pieces = text.split("`")
+    return "".join(code_span(p) if i % 2 else markdown(p) for i, p in enumerate(pieces))

@@ -1,0 +1,134 @@
+"""The terminal report (rich), and the live progress drawn while a run goes on.
+
+Styles are semantic theme names ("status.critical"), never colours in the code. Every string from the
+run document goes into ``rich.text.Text`` objects (never parsed as markup) after :func:`escape.terminal`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.theme import Theme
+
+from reports import Document
+from reports.escape import terminal
+
+if TYPE_CHECKING:
+    from runbook.model import StepResult
+    from runbook.steps import Step
+
+THEME = Theme(
+    {
+        "status.ok": "green",
+        "status.warning": "yellow",
+        "status.critical": "bold red",
+        "status.unknown": "magenta",
+        "status.skipped": "dim",
+        "status.error": "bold magenta",
+        "status.running": "cyan",
+        "heading": "bold",
+        "packet": "dim",
+        "hint": "italic dim",
+    }
+)
+_MARK = {"ok": "✓", "warning": "!", "critical": "✗", "unknown": "?", "skipped": "-", "error": "E"}
+
+
+def _status(status: str) -> Text:
+    return Text(f"{_MARK.get(status, '?')} {status}", style=f"status.{status}")
+
+
+def _t(value: Any, style: str = "") -> Text:
+    return Text(terminal(value), style=style)
+
+
+def build(doc: Document) -> Group:
+    """The report as rich renderables (used for the terminal and for tests on a fixed console)."""
+    target = doc["target"]
+    verdict = doc["verdict"]
+    parts: list[Any] = []
+    display = target.get("display_name") or target["name"]
+    head = Text.assemble(
+        ("runbook diagnose ", "heading"), _t(display, "heading"), f" ({target['type']})",
+        "  servers: ", _t(", ".join(target["servers"]) or "none"), f"  (from {terminal(target['servers_from'])})",
+    )
+    parts.append(head)
+
+    table = Table(show_header=True, header_style="heading", box=None, pad_edge=False, expand=False)
+    table.add_column("step")
+    table.add_column("status", no_wrap=True)
+    table.add_column("finding")
+    by_id = {f["id"]: f for f in doc["findings"]}
+    for step in doc["steps"]:
+        if not step["findings"]:
+            table.add_row(_t(step["id"]), _status(step["status"]), _t(step.get("reason") or "", "hint"))
+        for i, fid in enumerate(step["findings"]):
+            f = by_id[fid]
+            table.add_row(_t(step["id"] if i == 0 else ""), _status(f["status"]), _t(f["summary"]))
+    parts.append(table)
+
+    for fid in verdict["findings"]:
+        packets = by_id.get(fid, {}).get("evidence", {}).get("packets") or []
+        if packets:
+            parts.append(Text.assemble(("packet log ", "heading"), _t(fid), (" (rebuilt from the probe)", "hint")))
+            parts.extend(_t("  " + line, "packet") for line in packets)
+
+    style = f"status.{verdict['status']}"
+    body: list[Any] = [_t(verdict["summary"])]
+    if verdict["next_steps"]:
+        body.append(Text("\nNext steps", style="heading"))
+        body.extend(_t(f"{i}. {step}") for i, step in enumerate(verdict["next_steps"], 1))
+    for also in verdict.get("also", []):
+        body.append(Text.assemble(("\nalso: ", "heading"), _t(f"{also['code']} ({also.get('server', '')}): "),
+                                  _t(also["summary"])))
+    title = Text.assemble((f"{verdict['status'].upper()} ", style), _t(verdict["code"], style),
+                          f"  confidence {verdict['confidence']}")
+    parts.append(Panel(Group(*body), title=title, title_align="left", border_style=style))
+    parts.append(Text(f"run {doc['run_id']} · {doc['duration_s']:.2f} s · exit {doc['exit_code']}", style="hint"))
+    return Group(*parts)
+
+
+def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, theme=THEME, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False, emoji=False)
+    console.print(build(doc))
+    return buf.getvalue()
+
+
+class LiveProgress:
+    """An engine observer that shows each step's state on the terminal while the run goes on."""
+
+    def __init__(self, console: Console, steps: list[Step]) -> None:
+        self._console = console
+        self._state: dict[str, str] = {s.id: "waiting" for s in steps}
+        self._titles = {s.id: s.title for s in steps}
+        self._live = Live(self._table(), console=console, transient=True, refresh_per_second=20)
+
+    def __enter__(self) -> LiveProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(None, None, None)
+
+    def _table(self) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        for sid, state in self._state.items():
+            style = f"status.{state}" if state not in ("waiting",) else "hint"
+            table.add_row(Text(f"{sid:9}"), Text(state, style=style), Text(self._titles[sid], style="hint"))
+        return table
+
+    def step_started(self, step: Step) -> None:
+        self._state[step.id] = "running"
+        self._live.update(self._table())
+
+    def step_finished(self, result: StepResult) -> None:
+        self._state[result.id] = result.status.value
+        self._live.update(self._table())

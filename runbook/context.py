@@ -1,0 +1,71 @@
+"""What a check receives: a frozen context, and the one signature every check has.
+
+A check is ``async def run(ctx: Context) -> list[Finding]``. It prints nothing, exits nothing, reads no
+argv or environment; it spends at most ``ctx.time_left()`` and turns every foreign error into a finding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.config import Settings
+from runbook.hostfiles import ResolvConf
+from runbook.model import Finding, Server, Status, StepResult
+
+
+@dataclass(frozen=True)
+class Context:
+    step: str
+    settings: Settings
+    servers: tuple[Server, ...]
+    resolv: ResolvConf | None
+    """The parsed resolv.conf, read once by the engine (None when it could not be read)."""
+    resolv_error: str | None
+    deadline: float
+    """``time.monotonic()`` value by which the step must be done."""
+    needs: Mapping[str, StepResult] = field(default_factory=dict)
+
+    def time_left(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def finding(
+        self,
+        key: str,
+        status: Status,
+        summary: str,
+        evidence: Mapping[str, Any] | None = None,
+        *,
+        started_at: float,
+        started_mono: float,
+        server: Server | None = None,
+    ) -> Finding:
+        """A finding of this step: its id is ``STEP/KEY``, its duration runs from ``started_mono``."""
+        return Finding(
+            id=f"{self.step}/{key}",
+            step=self.step,
+            status=status,
+            summary=summary,
+            evidence=dict(evidence or {}),
+            started_at=started_at,
+            duration_s=time.monotonic() - started_mono,
+            server=server.label if server else None,
+        )
+
+
+Check = Callable[[Context], Awaitable[list[Finding]]]
+
+
+class Clock:
+    """Wall-clock and monotonic start of one piece of work, for a finding's timings."""
+
+    __slots__ = ("mono", "wall")
+
+    def __init__(self) -> None:
+        self.wall = time.time()
+        self.mono = time.monotonic()
+
+    def stamp(self) -> dict[str, float]:
+        return {"started_at": self.wall, "started_mono": self.mono}

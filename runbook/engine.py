@@ -1,0 +1,136 @@
+"""Runs the steps of a runbook concurrently under one deadline and builds the :class:`Run`.
+
+The step graph is validated before any I/O. Every step is a task that waits for the steps it needs, then
+gets ``min(its budget, time left)``; an unexpected exception becomes an ``error`` finding naming it, never
+a crash. Results come out in declared order, whatever order they finished in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from runbook import __version__
+from runbook.config import Settings
+from runbook.context import Context
+from runbook.diagnosis import diagnose
+from runbook.errors import InputError
+from runbook.hostfiles import ResolvConf, read_resolv_conf
+from runbook.model import Finding, Run, Server, Status, StepResult, worst
+from runbook.steps import Step
+
+
+class Observer(Protocol):
+    """Told about progress while a run goes on (the terminal renderer draws it)."""
+
+    def step_started(self, step: Step) -> None: ...
+
+    def step_finished(self, result: StepResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: Settings
+    steps: tuple[Step, ...]
+    servers: tuple[Server, ...]
+    servers_from: str
+    resolv: ResolvConf | None
+    resolv_error: str | None
+
+
+def validate(steps: Sequence[Step]) -> None:
+    """Unique ids; every need names an earlier step (which also rules out cycles)."""
+    seen: set[str] = set()
+    for step in steps:
+        if step.id in seen:
+            raise ValueError(f"step {step.id!r} is declared twice")
+        missing = [n for n in step.needs if n not in seen]
+        if missing:
+            raise ValueError(f"step {step.id!r} needs {missing}, which are not declared before it")
+        seen.add(step.id)
+
+
+def plan(settings: Settings, steps: Sequence[Step]) -> Plan:
+    """Settle what is diagnosed before any packet is sent. An unreadable resolv.conf is an
+    :class:`InputError` when it is where the servers would come from."""
+    validate(steps)
+    resolv: ResolvConf | None = None
+    error: str | None = None
+    try:
+        resolv = read_resolv_conf(settings.resolv_conf)
+    except InputError as e:
+        if not settings.servers:
+            raise
+        error = str(e)
+    if settings.servers:
+        return Plan(settings, tuple(steps), settings.servers, "command line", resolv, error)
+    assert resolv is not None
+    return Plan(settings, tuple(steps), resolv.servers, str(settings.resolv_conf), resolv, error)
+
+
+def new_run_id(started: float) -> str:
+    return datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+
+
+async def execute(p: Plan, observer: Observer | None = None) -> Run:
+    settings = p.settings
+    started_wall, started = time.time(), time.monotonic()
+    run_deadline = started + settings.deadline_s
+    tasks: dict[str, asyncio.Task[StepResult]] = {}
+
+    async def run_step(step: Step) -> StepResult:
+        needs = {n: await tasks[n] for n in step.needs}
+        if step.network and not p.servers:
+            return StepResult(step.id, step.title, Status.SKIPPED, (), 0.0, "no server to diagnose")
+        if observer:
+            observer.step_started(step)
+        t0 = time.monotonic()
+        deadline = min(t0 + settings.timeout, run_deadline)
+        ctx = Context(step.id, settings, p.servers, p.resolv, p.resolv_error, deadline, needs)
+        try:
+            # The check spends ctx.time_left(); the outer bound only catches a check that overruns it.
+            findings = await asyncio.wait_for(step.check(ctx), max(0.0, deadline - t0) + 0.25)
+            result = StepResult(step.id, step.title, worst([f.status for f in findings]), tuple(findings),
+                                time.monotonic() - t0)
+        except TimeoutError:
+            result = _error_result(step, t0, started_wall, f"the step overran its budget of {deadline - t0:.2f} s")
+        except Exception as e:
+            result = _error_result(step, t0, started_wall, f"{type(e).__name__}: {e}")
+        if observer:
+            observer.step_finished(result)
+        return result
+
+    for step in p.steps:
+        tasks[step.id] = asyncio.create_task(run_step(step), name=f"step-{step.id}")
+    results = tuple([await tasks[s.id] for s in p.steps])
+    findings = [f for r in results for f in r.findings]
+    verdict = diagnose(settings.target, p.servers, findings, p.resolv if p.servers_from != "command line" else None)
+    return Run(
+        run_id=new_run_id(started_wall),
+        tool_version=__version__,
+        target=settings.target,
+        servers=p.servers,
+        servers_from=p.servers_from,
+        started_at=started_wall,
+        duration_s=time.monotonic() - started,
+        steps=results,
+        verdict=verdict,
+        options={"timeout_s": settings.timeout, "udp_attempts": settings.udp_attempts,
+                 "ping_count": settings.ping_count, **settings.options},
+    )
+
+
+def _error_result(step: Step, t0: float, wall: float, reason: str) -> StepResult:
+    finding = Finding(id=f"{step.id}/error", step=step.id, status=Status.ERROR,
+                      summary=f"the {step.id} step failed: {reason}", evidence={"error": reason},
+                      started_at=wall, duration_s=time.monotonic() - t0)
+    return StepResult(step.id, step.title, Status.ERROR, (finding,), time.monotonic() - t0, reason)
+
+
+def run_sync(p: Plan, observer: Observer | None = None) -> Run:
+    return asyncio.run(execute(p, observer))

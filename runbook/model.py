@@ -1,0 +1,222 @@
+"""Plain data of a run: statuses, servers, targets, findings, steps, verdicts. No I/O here.
+
+Findings are immutable; their evidence holds only JSON-able values (numbers stay numbers, durations are
+float seconds, times are epoch seconds) so that a run can be rendered, stored and diagnosed again from
+its document alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+SCHEMA = "runbook.run/v1"
+
+
+class Status(StrEnum):
+    """How bad one finding, step or verdict is. Ordered by :attr:`rank`; the exit code is the verdict's."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def exit_code(self) -> int:
+        """Nagios plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown."""
+        return _EXIT[self]
+
+
+_RANK = {
+    Status.OK: 0,
+    Status.SKIPPED: 0,
+    Status.WARNING: 1,
+    Status.UNKNOWN: 2,
+    Status.ERROR: 2,
+    Status.CRITICAL: 3,
+}
+_EXIT = {
+    Status.OK: 0,
+    Status.SKIPPED: 0,
+    Status.WARNING: 1,
+    Status.CRITICAL: 2,
+    Status.UNKNOWN: 3,
+    Status.ERROR: 3,
+}
+
+
+def worst(statuses: Sequence[Status], default: Status = Status.OK) -> Status:
+    """The most severe of ``statuses`` (``default`` when there are none)."""
+    return max(statuses, key=lambda s: s.rank, default=default)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A DNS server to diagnose: an IP address (IPv6 may carry a ``%scope``) and a port."""
+
+    host: str
+    port: int = 53
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(self.host.split("%", 1)[0])
+
+    @property
+    def is_ipv6(self) -> bool:
+        return self.ip.version == 6
+
+    @property
+    def label(self) -> str:
+        """``203.0.113.2:53`` or ``[::1]:5353``: the form users type and reports print."""
+        return f"[{self.host}]:{self.port}" if self.is_ipv6 else f"{self.host}:{self.port}"
+
+    @property
+    def key(self) -> str:
+        """The part of a finding id that names this server: the address, plus the port when not 53."""
+        return self.host if self.port == 53 else self.label
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is diagnosed: the name (as typed and as queried) and the record type."""
+
+    name: str
+    """The name as it is queried: absolute, IDNA A-labels (``xn--bcher-kva.example.``)."""
+    display: str
+    """The name as the user typed it (``bücher.example``)."""
+    rdtype: str = "A"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation of one step, usually about one server."""
+
+    id: str
+    step: str
+    status: Status
+    summary: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0
+    duration_s: float = 0.0
+    server: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "step": self.step,
+            "status": self.status.value,
+            "summary": self.summary,
+            "evidence": dict(self.evidence),
+            "started_at": rfc3339(self.started_at),
+            "duration_s": round(self.duration_s, 6),
+        }
+        if self.server is not None:
+            doc["server"] = self.server
+        return doc
+
+
+@dataclass(frozen=True)
+class StepResult:
+    id: str
+    title: str
+    status: Status
+    findings: tuple[Finding, ...]
+    duration_s: float = 0.0
+    reason: str | None = None
+    """Why the step was skipped or failed, when it was."""
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status.value,
+            "duration_s": round(self.duration_s, 6),
+            "findings": [f.id for f in self.findings],
+        }
+        if self.reason:
+            doc["reason"] = self.reason
+        return doc
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: str
+    status: Status
+    confidence: str
+    summary: str
+    findings: tuple[str, ...] = ()
+    next_steps: tuple[str, ...] = ()
+    also: tuple[Mapping[str, Any], ...] = ()
+    servers: Mapping[str, str] = field(default_factory=dict)
+    """Each diagnosed server's own diagnosis code, by server label."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "status": self.status.value,
+            "confidence": self.confidence,
+            "summary": self.summary,
+            "findings": list(self.findings),
+            "next_steps": list(self.next_steps),
+            "also": [dict(a) for a in self.also],
+            "servers": dict(self.servers),
+        }
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A whole run. Its :meth:`to_document` is the ``runbook.run/v1`` JSON document renderers read."""
+
+    run_id: str
+    tool_version: str
+    target: Target
+    servers: tuple[Server, ...]
+    servers_from: str
+    started_at: float
+    duration_s: float
+    steps: tuple[StepResult, ...]
+    verdict: Verdict
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for step in self.steps for f in step.findings)
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.status.exit_code
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "run_id": self.run_id,
+            "tool_version": self.tool_version,
+            "target": {
+                "name": self.target.name,
+                "display_name": self.target.display,
+                "type": self.target.rdtype,
+                "servers": [s.label for s in self.servers],
+                "servers_from": self.servers_from,
+                "options": dict(self.options),
+            },
+            "started_at": rfc3339(self.started_at),
+            "duration_s": round(self.duration_s, 6),
+            "steps": [s.to_dict() for s in self.steps],
+            "findings": [f.to_dict() for f in self.findings],
+            "verdict": self.verdict.to_dict(),
+            "exit_code": self.exit_code,
+        }
