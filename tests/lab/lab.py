@@ -1,0 +1,289 @@
+"""The lab: real hosts in network namespaces, real Debian daemons, real failures.
+
+    client 198.51.100.15 --- 198.51.100.1 router 203.0.113.1 --- 203.0.113.2 dns (unbound)
+     (resolv.conf from /etc/netns)           |                    203.0.113.4 dns (dnsmasq)
+                                        198.18.53.1 --- 198.18.53.2 auth (nsd: yummyrecipesforme.com)
+
+The addresses mirror the seed's incident (the client 198.51.100.15, the DNS server 203.0.113.2). No
+namespace has a link to the machine's own network: nothing sent here can leave the lab. Every process is
+started by the lab and killed by its pid; every namespace and /etc/netns entry is removed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ZONE = "yummyrecipesforme.com"
+WEB_ADDRESS = "203.0.113.22"
+CLIENT, ROUTER_CLIENT_SIDE = "198.51.100.15", "198.51.100.1"
+ROUTER_SERVER_SIDE, RESOLVER, RESOLVER2 = "203.0.113.1", "203.0.113.2", "203.0.113.4"
+ROUTER_AUTH_SIDE, AUTH = "198.18.53.1", "198.18.53.2"
+
+REQUIRED_TOOLS = ("ip", "nft", "unbound", "nsd", "dnsmasq", "dig")
+
+
+def missing_tools() -> list[str]:
+    return [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+
+
+def sh(*args: str, check: bool = True, timeout: float = 20, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@dataclass
+class Daemon:
+    name: str
+    argv: list[str]
+    netns: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, *self.argv], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            # `ip netns exec` execs the daemon: this pid is the daemon itself.
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class Lab:
+    prefix: str = field(default_factory=lambda: f"rbk{secrets.token_hex(2)}")
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runbook-lab-")))
+    daemons: dict[str, Daemon] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def client(self) -> str:
+        return f"{self.prefix}-client"
+
+    @property
+    def router(self) -> str:
+        return f"{self.prefix}-router"
+
+    @property
+    def dns(self) -> str:
+        return f"{self.prefix}-dns"
+
+    @property
+    def auth(self) -> str:
+        return f"{self.prefix}-auth"
+
+    def ns(self, netns: str, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return sh("ip", "netns", "exec", netns, *args, check=check, input=input)
+
+    # -- building ------------------------------------------------------------------------------
+    def up(self) -> Lab:
+        try:
+            self._network()
+            self._hostfiles(f"nameserver {RESOLVER}\n")
+            self._auth_server()
+            self._resolvers()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _network(self) -> None:
+        for netns in (self.client, self.router, self.dns, self.auth):
+            sh("ip", "netns", "add", netns)
+            self.created.append(netns)
+            self.ns(netns, "ip", "link", "set", "lo", "up")
+        links = [
+            (self.client, "c0", f"{CLIENT}/24", self.router, "r0", f"{ROUTER_CLIENT_SIDE}/24"),
+            (self.dns, "d0", f"{RESOLVER}/24", self.router, "r1", f"{ROUTER_SERVER_SIDE}/24"),
+            (self.auth, "a0", f"{AUTH}/24", self.router, "r2", f"{ROUTER_AUTH_SIDE}/24"),
+        ]
+        for ns_a, if_a, addr_a, ns_b, if_b, addr_b in links:
+            sh("ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
+            for netns, ifname, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
+                self.ns(netns, "ip", "addr", "add", addr, "dev", ifname)
+                self.ns(netns, "ip", "link", "set", ifname, "up")
+        self.ns(self.dns, "ip", "addr", "add", f"{RESOLVER2}/24", "dev", "d0")
+        self.ns(self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # Linux rate-limits ICMP errors per destination (about one a second after a short burst). Tests
+        # and benchmarks run the same probe many times a second; with the limit on, a later run would
+        # see silence where an earlier one saw "port unreachable". Off on the lab's own hosts only.
+        for netns in (self.router, self.dns, self.auth):
+            self.ns(netns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
+        for netns, gateway in ((self.client, ROUTER_CLIENT_SIDE), (self.dns, ROUTER_SERVER_SIDE),
+                               (self.auth, ROUTER_AUTH_SIDE)):
+            self.ns(netns, "ip", "route", "add", "default", "via", gateway)
+
+    def _hostfiles(self, resolv_conf: str, hosts: str = "127.0.0.1 localhost\n") -> None:
+        etc = Path("/etc/netns") / self.client
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "resolv.conf").write_text(resolv_conf)
+        (etc / "hosts").write_text(hosts)
+
+    def _auth_server(self) -> None:
+        d = self.workdir / "nsd"
+        d.mkdir()
+        (d / f"{ZONE}.zone").write_text(
+            f"$ORIGIN {ZONE}.\n$TTL 300\n"
+            "@ IN SOA ns1 hostmaster 2026112501 3600 600 86400 300\n"
+            "@ IN NS ns1\n"
+            f"ns1 IN A {AUTH}\n"
+            f"@ IN A {WEB_ADDRESS}\n"
+            f"www IN A {WEB_ADDRESS}\n"
+        )
+        (d / "nsd.conf").write_text(
+            "server:\n"
+            f"  ip-address: {AUTH}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n"
+            f"  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n"
+            f"  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n"
+            f"  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n  server-count: 1\n"
+            "remote-control:\n  control-enable: no\n"
+            f"zone:\n  name: {ZONE}\n  zonefile: {ZONE}.zone\n"
+        )
+        self.daemons["nsd"] = Daemon("nsd", ["nsd", "-d", "-c", str(d / "nsd.conf")], self.auth, d / "stdout.log")
+        self.start("nsd")
+
+    def _resolvers(self) -> None:
+        d = self.workdir / "unbound"
+        d.mkdir()
+        (d / "unbound.conf").write_text(
+            "server:\n"
+            f"  interface: {RESOLVER}\n  port: 53\n  do-ip6: no\n"
+            "  access-control: 0.0.0.0/0 allow\n"
+            f"  chroot: \"\"\n  username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n"
+            f"  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  do-daemonize: no\n"
+            "  module-config: \"iterator\"\n  qname-minimisation: no\n  num-threads: 1\n"
+            "  msg-cache-size: 1m\n  rrset-cache-size: 1m\n"
+            # Only the lab's zone is resolved; every other name is refused, so nothing asks the root.
+            "  local-zone: \".\" refuse\n"
+            f"  local-zone: \"{ZONE}.\" transparent\n"
+            "remote-control:\n  control-enable: no\n"
+            f"stub-zone:\n  name: \"{ZONE}.\"\n  stub-addr: {AUTH}\n"
+        )
+        self.daemons["unbound"] = Daemon(
+            "unbound", ["unbound", "-d", "-c", str(d / "unbound.conf")], self.dns, d / "stdout.log"
+        )
+        self.daemons["dnsmasq"] = Daemon(
+            "dnsmasq",
+            ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+             f"--listen-address={RESOLVER2}", "--bind-interfaces", f"--server=/{ZONE}/{AUTH}",
+             "--user=root", "--group=root", f"--pid-file={self.workdir}/dnsmasq.pid", "--log-facility=-",
+             "--cache-size=0"],
+            self.dns, self.workdir / "dnsmasq.log",
+        )
+        self.start("unbound")
+        self.start("dnsmasq")
+
+    # -- daemons -------------------------------------------------------------------------------
+    _WHERE = {"nsd": ("auth", AUTH), "unbound": ("router", RESOLVER), "dnsmasq": ("router", RESOLVER2)}
+
+    def start(self, name: str) -> None:
+        daemon = self.daemons[name]
+        if not daemon.running:
+            daemon.start()
+        self.wait_answering(name)
+
+    def stop(self, name: str) -> None:
+        self.daemons[name].stop()
+
+    def wait_answering(self, name: str, timeout: float = 15) -> None:
+        """Until the daemon answers a query for the lab zone (asked from a namespace that reaches it)."""
+        role, address = self._WHERE[name]
+        netns = {"auth": self.auth, "router": self.router}[role]
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            out = self.ns(netns, "dig", "+short", "+time=1", "+tries=1", f"@{address}", ZONE, "A", check=False)
+            if WEB_ADDRESS in out.stdout:
+                return
+            if not self.daemons[name].running:
+                raise RuntimeError(f"{name} exited: {self.daemons[name].log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} does not answer on {address} after {timeout} s")
+
+    # -- conditions ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def stopped(self, name: str) -> Iterator[None]:
+        self.stop(name)
+        try:
+            yield
+        finally:
+            self.start(name)
+
+    @contextlib.contextmanager
+    def nft(self, netns: str, ruleset: str) -> Iterator[None]:
+        """Apply an nftables ruleset (tables named ``rbk*``) in a namespace; delete them afterwards."""
+        self.ns(netns, "nft", "-f", "-", input=ruleset)
+        try:
+            yield
+        finally:
+            tables = json.loads(self.ns(netns, "nft", "-j", "list", "tables").stdout)["nftables"]
+            for t in tables:
+                if "table" in t and t["table"]["name"].startswith("rbk"):
+                    self.ns(netns, "nft", "delete", "table", t["table"]["family"], t["table"]["name"])
+
+    @contextlib.contextmanager
+    def link_down(self, netns: str, ifname: str, gateway: str) -> Iterator[None]:
+        self.ns(netns, "ip", "link", "set", ifname, "down")
+        try:
+            yield
+        finally:
+            self.ns(netns, "ip", "link", "set", ifname, "up")
+            self.ns(netns, "ip", "route", "replace", "default", "via", gateway)
+
+    @contextlib.contextmanager
+    def resolv_conf(self, text: str) -> Iterator[None]:
+        path = Path("/etc/netns") / self.client / "resolv.conf"
+        before = path.read_text()
+        path.write_text(text)
+        try:
+            yield
+        finally:
+            path.write_text(before)
+
+    # -- running the tool ----------------------------------------------------------------------
+    def runbook(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """``runbook ARGS`` in the client namespace, exactly as a user there would run it."""
+        return sh("ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args, check=False,
+                  timeout=timeout)
+
+    def diagnose(self, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+        proc = self.runbook("diagnose", ZONE, "--format", "json", *args)
+        try:
+            doc = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"no JSON (exit {proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-2000:]}")
+        return doc, proc
+
+    # -- teardown ------------------------------------------------------------------------------
+    def down(self) -> None:
+        for daemon in self.daemons.values():
+            with contextlib.suppress(Exception):
+                daemon.stop()
+        for netns in reversed(self.created):
+            sh("ip", "netns", "delete", netns, check=False)
+        self.created.clear()
+        shutil.rmtree(Path("/etc/netns") / self.client, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
