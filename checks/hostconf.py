@@ -28,8 +28,13 @@ async def run(ctx: Context) -> list[Finding]:
     conf = ctx.resolv
     if conf is None:
         findings.append(
-            ctx.finding("resolv.conf", Status.WARNING, ctx.resolv_error or "resolv.conf was not read",
-                        {"path": str(settings.resolv_conf), "error": ctx.resolv_error}, **clock.stamp())
+            ctx.finding(
+                "resolv.conf",
+                Status.WARNING,
+                ctx.resolv_error or "resolv.conf was not read",
+                {"path": str(settings.resolv_conf), "error": ctx.resolv_error},
+                clock=clock,
+            )
         )
     else:
         evidence = conf.to_evidence()
@@ -59,44 +64,67 @@ async def run(ctx: Context) -> list[Finding]:
         summary = f"{conf.path}: nameservers {servers}" + (f"; options {opts}" if opts else "")
         if notes:
             summary += "; " + "; ".join(notes)
-        findings.append(ctx.finding("resolv.conf", status, summary, evidence, **clock.stamp()))
+        findings.append(ctx.finding("resolv.conf", status, summary, evidence, clock=clock))
 
     clock = Clock()
     text, error = _read(settings.hosts_file)
     if text is None:
-        findings.append(ctx.finding("hosts", Status.WARNING, error or "", {"path": str(settings.hosts_file),
-                                                                          "error": error}, **clock.stamp()))
+        findings.append(
+            ctx.finding(
+                "hosts",
+                Status.WARNING,
+                error or "",
+                {"path": str(settings.hosts_file), "error": error},
+                clock=clock,
+            )
+        )
     else:
         name = ctx.settings.target.name
         entries = parse_hosts(text, name.rstrip(".")) + (
             parse_hosts(text, ctx.settings.target.display) if ctx.settings.target.display != name else []
         )
-        unique = {e.line_no: e for e in entries}.values()
-        evidence_entries = [{"line": e.line_no, "address": e.address, "names": list(e.names), "text": e.line}
-                            for e in unique]
+        unique = list({e.line_no: e for e in entries}.values())
+        evidence_entries = [
+            {"line": e.line_no, "address": e.address, "names": list(e.names), "text": e.line} for e in unique
+        ]
         if evidence_entries:
-            addrs = ", ".join(e["address"] for e in evidence_entries)
+            addrs = ", ".join(e.address for e in unique)
             summary = f"{settings.hosts_file} pins {ctx.settings.target.display} to {addrs}: DNS is not asked"
             status = Status.WARNING
         else:
             summary = f"{settings.hosts_file} has no entry for {ctx.settings.target.display}"
             status = Status.OK
-        findings.append(ctx.finding("hosts", status, summary,
-                                    {"path": str(settings.hosts_file), "entries": evidence_entries},
-                                    **clock.stamp()))
+        findings.append(
+            ctx.finding(
+                "hosts",
+                status,
+                summary,
+                {"path": str(settings.hosts_file), "entries": evidence_entries},
+                clock=clock,
+            )
+        )
 
     clock = Clock()
     text, error = _read(settings.nsswitch_conf)
     sources = parse_nsswitch_hosts(text) if text is not None else None
     if sources is None:
         summary = f"{settings.nsswitch_conf}: no hosts line (glibc default: dns [!UNAVAIL=return] files)"
-        findings.append(ctx.finding("nsswitch", Status.OK, summary,
-                                    {"path": str(settings.nsswitch_conf), "hosts": None, "error": error},
-                                    **clock.stamp()))
+        findings.append(
+            ctx.finding(
+                "nsswitch",
+                Status.OK,
+                summary,
+                {"path": str(settings.nsswitch_conf), "hosts": None, "error": error},
+                clock=clock,
+            )
+        )
     else:
         uses_dns = any(s in ("dns", "resolve") for s in sources)
         status = Status.OK if uses_dns else Status.WARNING
         summary = f"hosts: {' '.join(sources)}" + ("" if uses_dns else " (DNS is not consulted)")
-        findings.append(ctx.finding("nsswitch", status, summary,
-                                    {"path": str(settings.nsswitch_conf), "hosts": sources}, **clock.stamp()))
+        findings.append(
+            ctx.finding(
+                "nsswitch", status, summary, {"path": str(settings.nsswitch_conf), "hosts": sources}, clock=clock
+            )
+        )
     return findings

@@ -56,7 +56,11 @@ ICMP6: dict[tuple[int, int], tuple[str, str, str]] = {
     (1, 1): ("admin-prohibited", PROHIBITED, "destination unreachable, unreachable prohibited {addr}"),
     (1, 2): ("beyond-scope", HOST_UNREACHABLE, "destination unreachable, beyond scope {addr}"),
     (1, 3): ("address-unreachable", HOST_UNREACHABLE, "destination unreachable, unreachable address {addr}"),
-    (1, 4): ("port-unreachable", PORT_UNREACHABLE, "destination unreachable, unreachable port, {addr} {proto} port {port}"),  # noqa: E501
+    (1, 4): (
+        "port-unreachable",
+        PORT_UNREACHABLE,
+        "destination unreachable, unreachable port, {addr} {proto} port {port}",
+    ),
     (1, 5): ("source-address-failed-policy", PROHIBITED, "destination unreachable, failed policy {addr}"),
     (1, 6): ("reject-route", PROHIBITED, "destination unreachable, reject route {addr}"),
     (3, 0): ("hop-limit-exceeded", TTL_EXCEEDED, "time exceeded in-transit for {addr}"),

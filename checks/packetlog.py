@@ -52,9 +52,7 @@ def dns_text(msg: dns.message.Message, length: int) -> str:
     opcode = dns.opcode.from_flags(flags)
     op = "" if opcode == dns.opcode.QUERY else f" {dns.opcode.to_text(opcode).lower()}"
     question = msg.question[0] if msg.question else None
-    qtext = (
-        f"{dns.rdatatype.to_text(question.rdtype)}? {question.name.to_text()}" if question is not None else ""
-    )
+    qtext = f"{dns.rdatatype.to_text(question.rdtype)}? {question.name.to_text()}" if question is not None else ""
     extra = " [1au]" if msg.edns >= 0 else ""
     if not flags & dns.flags.QR:
         marks = ("+" if flags & dns.flags.RD else "") + ("$" if flags & dns.flags.AD else "")
@@ -72,12 +70,8 @@ def dns_text(msg: dns.message.Message, length: int) -> str:
     return f"{msg.id}{op}{marks}{rtext} {counts}{' ' + answers if answers else ''} ({length})"
 
 
-def udp_line(
-    epoch: float, src: tuple[str, int], dst: tuple[str, int], msg: dns.message.Message, length: int
-) -> str:
-    return (
-        f"{stamp(epoch)} {_ip(dst[0])} {endpoint(*src)} > {endpoint(*dst)}: {dns_text(msg, length)}"
-    )
+def udp_line(epoch: float, src: tuple[str, int], dst: tuple[str, int], msg: dns.message.Message, length: int) -> str:
+    return f"{stamp(epoch)} {_ip(dst[0])} {endpoint(*src)} > {endpoint(*dst)}: {dns_text(msg, length)}"
 
 
 def tcp_line(epoch: float, src: tuple[str, int], dst: tuple[str, int], what: str) -> str:
@@ -85,9 +79,7 @@ def tcp_line(epoch: float, src: tuple[str, int], dst: tuple[str, int], what: str
     return f"{stamp(epoch)} {_ip(dst[0])} {endpoint(*src)} > {endpoint(*dst)}: {what}"
 
 
-def icmp_line(
-    epoch: float, err: SockError, local_host: str, server: tuple[str, int], proto: str = "udp"
-) -> str:
+def icmp_line(epoch: float, err: SockError, local_host: str, server: tuple[str, int], proto: str = "udp") -> str:
     """The ICMP error as tcpdump prints it, its length rebuilt from the bytes it quoted back."""
     _, _, words = describe(err.origin, err.type, err.code)
     text = words.format(addr=server[0], proto=proto, port=server[1])

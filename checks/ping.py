@@ -55,9 +55,14 @@ async def _ping(ctx: Context, server: Server, method: str) -> Finding:
             evidence = await _icmp(ctx, server, method, count)
         except Exception as e:  # icmplib's errors are translated here, once
             if type(e).__name__ != "SocketPermissionError":
-                return ctx.finding(server.host, Status.ERROR, f"ping {server.host}: {type(e).__name__}: {e}",
-                                   {"method": method, "error": f"{type(e).__name__}: {e}"},
-                                   server=server, **clock.stamp())
+                return ctx.finding(
+                    server.host,
+                    Status.ERROR,
+                    f"ping {server.host}: {type(e).__name__}: {e}",
+                    {"method": method, "error": f"{type(e).__name__}: {e}"},
+                    server=server,
+                    clock=clock,
+                )
             method = TCP_CONNECT
         else:
             return _finding(ctx, server, evidence, clock)
@@ -66,9 +71,16 @@ async def _ping(ctx: Context, server: Server, method: str) -> Finding:
         ex.outcome == wire.ICMP and ex.error is not None and ex.error.to_evidence(server.host)["from_server"]
     )
     evidence = {
-        "method": TCP_CONNECT, "port": server.port, "sent": 1, "received": int(up), "loss": 0.0 if up else 1.0,
-        "outcome": ex.outcome, "rtt_min_s": ex.rtt_s if up else None, "rtt_avg_s": ex.rtt_s if up else None,
-        "rtt_max_s": ex.rtt_s if up else None, "rtt_stddev_s": 0.0 if up else None,
+        "method": TCP_CONNECT,
+        "port": server.port,
+        "sent": 1,
+        "received": int(up),
+        "loss": 0.0 if up else 1.0,
+        "outcome": ex.outcome,
+        "rtt_min_s": ex.rtt_s if up else None,
+        "rtt_avg_s": ex.rtt_s if up else None,
+        "rtt_max_s": ex.rtt_s if up else None,
+        "rtt_stddev_s": 0.0 if up else None,
         "why": "ICMP echo needs root or a group in net.ipv4.ping_group_range",
     }
     return _finding(ctx, server, evidence, clock)
@@ -78,11 +90,18 @@ async def _icmp(ctx: Context, server: Server, method: str, count: int) -> dict[s
     from icmplib import async_ping
 
     per_reply = max(0.05, ctx.time_left() / count - ctx.settings.ping_interval)
-    host = await async_ping(server.host.split("%", 1)[0], count=count, interval=ctx.settings.ping_interval,
-                            timeout=per_reply, privileged=method == RAW)
+    host = await async_ping(
+        server.host.split("%", 1)[0],
+        count=count,
+        interval=ctx.settings.ping_interval,
+        timeout=per_reply,
+        privileged=method == RAW,
+    )
     rtts = [r / 1000 for r in host.rtts]
     return {
-        "method": method, "sent": host.packets_sent, "received": host.packets_received,
+        "method": method,
+        "sent": host.packets_sent,
+        "received": host.packets_received,
         "loss": round(host.packet_loss, 4),
         "rtt_min_s": round(min(rtts), 6) if rtts else None,
         "rtt_avg_s": round(statistics.fmean(rtts), 6) if rtts else None,
@@ -92,8 +111,11 @@ async def _icmp(ctx: Context, server: Server, method: str, count: int) -> dict[s
 
 
 def _finding(ctx: Context, server: Server, ev: dict[str, Any], clock: Clock) -> Finding:
-    how = {"icmp-raw": "ICMP echo", "icmp-unprivileged": "ICMP echo (unprivileged)",
-           "tcp-connect": f"TCP connect to port {server.port}"}[ev["method"]]
+    how = {
+        "icmp-raw": "ICMP echo",
+        "icmp-unprivileged": "ICMP echo (unprivileged)",
+        "tcp-connect": f"TCP connect to port {server.port}",
+    }[ev["method"]]
     if ev["received"]:
         ms = (ev["rtt_avg_s"] or 0) * 1000
         summary = f"{server.host} is up: {ev['received']}/{ev['sent']} replies to {how}, avg {ms:.1f} ms"
@@ -101,4 +123,4 @@ def _finding(ctx: Context, server: Server, ev: dict[str, Any], clock: Clock) -> 
     else:
         summary = f"{server.host}: no reply to {ev['sent']} {how}" + (" probes" if ev["sent"] > 1 else "")
         status = Status.CRITICAL
-    return ctx.finding(server.host, status, summary, ev, server=server, **clock.stamp())
+    return ctx.finding(server.host, status, summary, ev, server=server, clock=clock)

@@ -7,6 +7,7 @@ answer is truncated), and through the system's own getaddrinfo (hosts file, nssw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -21,9 +22,9 @@ from runbook.model import Finding, Server, Status
 
 async def run(ctx: Context) -> list[Finding]:
     jobs = [_through_server(ctx, server) for server in ctx.servers]
-    if not ctx.settings.servers:
-        # Only when the servers diagnosed are the system's own: with --server, getaddrinfo would ask
-        # other servers (those of resolv.conf) than the ones the user named.
+    if ctx.settings.system_lookup:
+        # Only when the servers diagnosed are the system's own: otherwise getaddrinfo would ask other
+        # servers (those of /etc/resolv.conf) than the ones under diagnosis.
         jobs.append(_through_system(ctx))
     return list(await asyncio.gather(*jobs))
 
@@ -43,7 +44,7 @@ async def _through_server(ctx: Context, server: Server) -> Finding:
     if len(exchanges) > 1:
         evidence["udp"] = ex.to_evidence()
     status, summary = _judge(final, server, target.display)
-    return ctx.finding(server.key, status, summary, evidence, server=server, **clock.stamp())
+    return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
 
 def _judge(ex: wire.Exchange, server: Server, name: str) -> tuple[Status, str]:
@@ -87,10 +88,8 @@ async def _through_system(ctx: Context) -> Finding:
             result: Any = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM, 0, socket.AI_CANONNAME)
         except OSError as e:
             result = e
-        try:
+        with contextlib.suppress(RuntimeError):  # the run is over: nobody waits for the result
             loop.call_soon_threadsafe(deliver, result)
-        except RuntimeError:  # the run is over
-            pass
 
     threading.Thread(target=lookup, name="getaddrinfo", daemon=True).start()
     started = time.monotonic()
@@ -98,20 +97,41 @@ async def _through_system(ctx: Context) -> Finding:
         result = await asyncio.wait_for(future, ctx.time_left())
     except TimeoutError:
         waited = time.monotonic() - started
-        return ctx.finding("system", Status.CRITICAL,
-                           f"getaddrinfo({name}) gave no result within {waited:.1f} s",
-                           {"function": "getaddrinfo", "outcome": "timeout", "waited_s": round(waited, 6)},
-                           **clock.stamp())
+        return ctx.finding(
+            "system",
+            Status.CRITICAL,
+            f"getaddrinfo({name}) gave no result within {waited:.1f} s",
+            {"function": "getaddrinfo", "outcome": "timeout", "waited_s": round(waited, 6)},
+            clock=clock,
+        )
     if isinstance(result, OSError):
         code = getattr(socket, "EAI_NONAME", None)
         reason = result.strerror or str(result)
-        return ctx.finding("system", Status.CRITICAL, f"getaddrinfo({name}) failed: {reason}",
-                           {"function": "getaddrinfo", "outcome": "error", "error": reason,
-                            "errno": result.errno, "noname": result.errno == code},
-                           **clock.stamp())
+        return ctx.finding(
+            "system",
+            Status.CRITICAL,
+            f"getaddrinfo({name}) failed: {reason}",
+            {
+                "function": "getaddrinfo",
+                "outcome": "error",
+                "error": reason,
+                "errno": result.errno,
+                "noname": result.errno == code,
+            },
+            clock=clock,
+        )
     addresses = list(dict.fromkeys(str(info[4][0]) for info in result))
     canon = next((info[3] for info in result if info[3]), None)
-    return ctx.finding("system", Status.OK, f"getaddrinfo({name}): {', '.join(addresses)}",
-                       {"function": "getaddrinfo", "outcome": "answer", "addresses": addresses,
-                        "canonical_name": canon, "rtt_s": round(time.monotonic() - started, 6)},
-                       **clock.stamp())
+    return ctx.finding(
+        "system",
+        Status.OK,
+        f"getaddrinfo({name}): {', '.join(addresses)}",
+        {
+            "function": "getaddrinfo",
+            "outcome": "answer",
+            "addresses": addresses,
+            "canonical_name": canon,
+            "rtt_s": round(time.monotonic() - started, 6),
+        },
+        clock=clock,
+    )

@@ -29,15 +29,20 @@ async def _probe(ctx: Context, server: Server) -> Finding:
     if ex.outcome == wire.ANSWER and ex.response is not None:
         rcode = wire.message_evidence(ex.response)["rcode"]
         status = Status.CRITICAL if rcode == "REFUSED" else Status.OK
-        summary = (f"{where}: connected in {(ex.connect_rtt_s or 0) * 1000:.1f} ms, "
-                   f"answered {rcode} in {(ex.rtt_s or 0) * 1000:.1f} ms")
+        summary = (
+            f"{where}: connected in {(ex.connect_rtt_s or 0) * 1000:.1f} ms, "
+            f"answered {rcode} in {(ex.rtt_s or 0) * 1000:.1f} ms"
+        )
     elif ex.outcome == wire.RESET and ex.connect_rtt_s is None:
         status, summary = Status.CRITICAL, f"{where}: connection refused with RST: the host is up, nothing listens"
     elif ex.outcome == wire.ICMP and ex.error is not None:
         origin = "the server itself" if ex.error.to_evidence(server.host)["from_server"] else ex.error.offender
-        status, summary = Status.CRITICAL, f"{where}: ICMP {ex.error.name} ({ex.error.type}/{ex.error.code}) from {origin}"
+        status, summary = (
+            Status.CRITICAL,
+            f"{where}: ICMP {ex.error.name} ({ex.error.type}/{ex.error.code}) from {origin}",
+        )
     elif ex.outcome == wire.TIMEOUT:
         status, summary = Status.CRITICAL, f"{where}: {ex.detail} within {ctx.settings.timeout:g} s"
     else:
         status, summary = Status.CRITICAL, f"{where}: {ex.detail or ex.outcome} ({wire.errno_of(ex)})"
-    return ctx.finding(server.key, status, summary, evidence, server=server, **clock.stamp())
+    return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)

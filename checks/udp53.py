@@ -35,7 +35,7 @@ async def _probe(ctx: Context, server: Server) -> Finding:
     evidence["sent"] = len(tries)
     evidence["packets"] = [line for t in tries for line in t.packets]
     status, summary = _judge(last, server, len(tries))
-    return ctx.finding(server.key, status, summary, evidence, server=server, **clock.stamp())
+    return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
 
 def _judge(ex: wire.Exchange, server: Server, sent: int) -> tuple[Status, str]:

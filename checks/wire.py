@@ -95,7 +95,12 @@ def message_evidence(msg: dns.message.Message) -> dict[str, Any]:
 
     flags = dns.flags.to_text(msg.flags).split()
     answers = [
-        {"name": rrset.name.to_text(), "type": dns.rdatatype.to_text(rrset.rdtype), "ttl": rrset.ttl, "value": rdata.to_text()}
+        {
+            "name": rrset.name.to_text(),
+            "type": dns.rdatatype.to_text(rrset.rdtype),
+            "ttl": rrset.ttl,
+            "value": rdata.to_text(),
+        }
         for rrset in msg.answer
         for rdata in rrset
     ]
@@ -109,11 +114,7 @@ def message_evidence(msg: dns.message.Message) -> dict[str, Any]:
         "answers": answers,
         "authority": [rrset.to_text() for rrset in msg.authority],
     }
-    ede = [
-        {"code": int(opt.code), "text": opt.text}
-        for opt in msg.options
-        if isinstance(opt, dns.edns.EDEOption)
-    ]
+    ede = [{"code": int(opt.code), "text": opt.text} for opt in msg.options if isinstance(opt, dns.edns.EDEOption)]
     if ede:
         doc["ede"] = ede
     for opt in msg.options:
@@ -162,7 +163,8 @@ def drain_errqueue(sock: socket.socket) -> list[SockError]:
 def _pick(errors: list[SockError]) -> SockError | None:
     """An ICMP error from the network says more than a local one; the first of a kind wins."""
     icmp = [e for e in errors if e.origin in ("icmp", "icmp6")]
-    return (icmp or errors or [None])[0]
+    chosen = icmp or errors
+    return chosen[0] if chosen else None
 
 
 def _local(sock: socket.socket) -> tuple[str, int] | None:
@@ -379,7 +381,7 @@ def make_query(name: str, rdtype: str, *, edns: bool, nsid: bool = False) -> dns
     """A recursive query as a stub resolver sends it (RD=1); with EDNS0 (and NSID) when asked."""
     import dns.edns
 
-    options = [dns.edns.GenericOption(dns.edns.NSID, b"")] if nsid else None
+    options: list[dns.edns.Option] | None = [dns.edns.GenericOption(dns.edns.NSID, b"")] if nsid else None
     return dns.message.make_query(name, rdtype, use_edns=0 if edns else False, options=options)
 
 
@@ -389,7 +391,8 @@ async def udp_attempts(server: Server, query: dns.message.Message, budget: float
     Each try gets an equal share of the time still left, so the tries together never outlast the budget.
     An answer, an ICMP error or a local error is definitive and never retried.
     """
-    from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
+    from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+    from tenacity.stop import stop_base
 
     deadline = time.monotonic() + budget
     tried: list[Exchange] = []
@@ -400,11 +403,12 @@ async def udp_attempts(server: Server, query: dns.message.Message, budget: float
         tried.append(ex)
         return ex
 
-    def out_of_time(_state: object) -> bool:
-        return deadline - time.monotonic() < 0.005
+    class out_of_time(stop_base):
+        def __call__(self, retry_state: RetryCallState) -> bool:
+            return deadline - time.monotonic() < 0.005
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts) | out_of_time,
+        stop=stop_after_attempt(attempts) | out_of_time(),
         retry=retry_if_result(lambda ex: not ex.definitive),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )

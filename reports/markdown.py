@@ -34,11 +34,15 @@ def _traffic(doc: Document, by_id: dict[str, Any]) -> list[str]:
         if outcome == "icmp":
             icmp = ev.get("icmp", {})
             origin = "the server" if icmp.get("from_server") else markdown(icmp.get("offender"))
-            said += (f" ICMP was used to respond with an error message: {origin} sent "
-                     f"*{markdown(icmp.get('name'))}* (type {icmp.get('type')}, code {icmp.get('code')}).")
+            said += (
+                f" ICMP was used to respond with an error message: {origin} sent "
+                f"*{markdown(icmp.get('name'))}* (type {icmp.get('type')}, code {icmp.get('code')})."
+            )
         elif outcome == "answer":
-            said += (f" The server answered {markdown(ev.get('rcode'))} with flags "
-                     f"{markdown(' '.join(ev.get('flags', [])) or 'none')} in {1000 * (ev.get('rtt_s') or 0):.1f} ms.")
+            said += (
+                f" The server answered {markdown(ev.get('rcode'))} with flags "
+                f"{markdown(' '.join(ev.get('flags', [])) or 'none')} in {1000 * (ev.get('rtt_s') or 0):.1f} ms."
+            )
         elif outcome == "timeout":
             said += f" Nothing came back to {ev.get('sent', 1)} queries: no answer and no ICMP error."
         else:
@@ -62,12 +66,18 @@ def render(doc: Document) -> str:
         "",
     ]
     out += [*_traffic(doc, by_id), ""] if _traffic(doc, by_id) else ["No UDP probe ran.", ""]
-    packets = [line for fid in verdict["findings"] for line in by_id.get(fid, {}).get("evidence", {}).get("packets", [])]
+    packets = [
+        line for fid in verdict["findings"] for line in by_id.get(fid, {}).get("evidence", {}).get("packets", [])
+    ]
     if not packets:
         packets = [line for f in doc["findings"] if f["step"] == "udp53" for line in f["evidence"].get("packets", [])]
     if packets:
-        out += ["The packet log, in tcpdump's notation, rebuilt from what the probes sent and received:", "",
-                fence(packets, "text"), ""]
+        out += [
+            "The packet log, in tcpdump's notation, rebuilt from what the probes sent and received:",
+            "",
+            fence(packets, "text"),
+            "",
+        ]
     out += [
         "## When it happened",
         "",
@@ -93,7 +103,9 @@ def render(doc: Document) -> str:
             out.append(f"| {markdown(step['id'])} | {f['status']} | {markdown(f['summary'])} |")
     out += ["", "## Likely cause", "", markdown(verdict["summary"]), ""]
     for also in verdict.get("also", []):
-        out.append(f"- Also: {code_span(also['code'])} on {markdown(also.get('server', ''))}: {markdown(also['summary'])}")
+        out.append(
+            f"- Also: {code_span(also['code'])} on {markdown(also.get('server', ''))}: {markdown(also['summary'])}"
+        )
     if verdict.get("also"):
         out.append("")
     out += ["## Next steps", ""]

@@ -55,8 +55,12 @@ def build(doc: Document) -> Group:
     parts: list[Any] = []
     display = target.get("display_name") or target["name"]
     head = Text.assemble(
-        ("runbook diagnose ", "heading"), _t(display, "heading"), f" ({target['type']})",
-        "  servers: ", _t(", ".join(target["servers"]) or "none"), f"  (from {terminal(target['servers_from'])})",
+        ("runbook diagnose ", "heading"),
+        _t(display, "heading"),
+        f" ({target['type']})",
+        "  servers: ",
+        _t(", ".join(target["servers"]) or "none"),
+        f"  (from {terminal(target['servers_from'])})",
     )
     parts.append(head)
 
@@ -85,10 +89,14 @@ def build(doc: Document) -> Group:
         body.append(Text("\nNext steps", style="heading"))
         body.extend(_t(f"{i}. {step}") for i, step in enumerate(verdict["next_steps"], 1))
     for also in verdict.get("also", []):
-        body.append(Text.assemble(("\nalso: ", "heading"), _t(f"{also['code']} ({also.get('server', '')}): "),
-                                  _t(also["summary"])))
-    title = Text.assemble((f"{verdict['status'].upper()} ", style), _t(verdict["code"], style),
-                          f"  confidence {verdict['confidence']}")
+        body.append(
+            Text.assemble(
+                ("\nalso: ", "heading"), _t(f"{also['code']} ({also.get('server', '')}): "), _t(also["summary"])
+            )
+        )
+    title = Text.assemble(
+        (f"{verdict['status'].upper()} ", style), _t(verdict["code"], style), f"  confidence {verdict['confidence']}"
+    )
     parts.append(Panel(Group(*body), title=title, title_align="left", border_style=style))
     parts.append(Text(f"run {doc['run_id']} · {doc['duration_s']:.2f} s · exit {doc['exit_code']}", style="hint"))
     return Group(*parts)
@@ -96,8 +104,16 @@ def build(doc: Document) -> Group:
 
 def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=width, theme=THEME, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None, highlight=False, emoji=False)
+    console = Console(
+        file=buf,
+        width=width,
+        theme=THEME,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+    )
     console.print(build(doc))
     return buf.getvalue()
 

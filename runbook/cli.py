@@ -62,12 +62,18 @@ def diagnose(
     rdtype: Annotated[str, typer.Option("--type", "-t", help="Record type to ask for.")] = "A",
     server: Annotated[
         list[str] | None,
-        typer.Option("--server", "-s", help="DNS server to diagnose, ADDR[:PORT] or [V6]:PORT; repeatable. "
-                     "Default: the nameservers of resolv.conf."),
+        typer.Option(
+            "--server",
+            "-s",
+            help="DNS server to diagnose, ADDR[:PORT] or [V6]:PORT; repeatable. "
+            "Default: the nameservers of resolv.conf.",
+        ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Budget in seconds for the network steps; they run concurrently, so it "
-                            "bounds the whole run.")
+        float,
+        typer.Option(
+            help="Budget in seconds for the network steps; they run concurrently, so it bounds the whole run."
+        ),
     ] = 2.0,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     output: Annotated[
@@ -134,8 +140,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI with bad usage mapped to exit 3 and one line, and never a traceback."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="runbook",
-                            standalone_mode=False)
+        code = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="runbook", standalone_mode=False)
     except typer.Exit as e:
         code = e.exit_code
     except (typer.Abort, KeyboardInterrupt):

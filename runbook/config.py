@@ -13,6 +13,7 @@ from pathlib import Path
 from runbook.errors import InputError
 from runbook.model import Server, Target
 
+SYSTEM_RESOLV_CONF = Path("/etc/resolv.conf")
 DEFAULT_TIMEOUT = 2.0
 MAX_TIMEOUT = 60.0
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
@@ -30,11 +31,17 @@ class Settings:
     udp_attempts: int = 3
     ping_count: int = 3
     ping_interval: float = 0.02
-    resolv_conf: Path = Path("/etc/resolv.conf")
+    resolv_conf: Path = SYSTEM_RESOLV_CONF
     hosts_file: Path = Path("/etc/hosts")
     nsswitch_conf: Path = Path("/etc/nsswitch.conf")
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
     options: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def system_lookup(self) -> bool:
+        """Whether the system's own lookup (getaddrinfo) goes to the servers being diagnosed: only when
+        they are those of the resolv.conf glibc reads."""
+        return not self.servers and self.resolv_conf == SYSTEM_RESOLV_CONF
 
     @property
     def deadline_s(self) -> float:
@@ -98,9 +105,7 @@ def parse_server(text: str) -> Server:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        raise InputError(
-            f"malformed server address {text!r}: expected an IP address, optionally with :PORT"
-        ) from None
+        raise InputError(f"malformed server address {text!r}: expected an IP address, optionally with :PORT") from None
     if "%" in host and not ipaddress.ip_address(host.split("%", 1)[0]).version == 6:
         raise InputError(f"malformed server address {text!r}: only IPv6 addresses take a %scope")
     port = 53

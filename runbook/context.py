@@ -38,19 +38,18 @@ class Context:
         summary: str,
         evidence: Mapping[str, Any] | None = None,
         *,
-        started_at: float,
-        started_mono: float,
+        clock: Clock,
         server: Server | None = None,
     ) -> Finding:
-        """A finding of this step: its id is ``STEP/KEY``, its duration runs from ``started_mono``."""
+        """A finding of this step: its id is ``STEP/KEY``, its duration runs from when ``clock`` started."""
         return Finding(
             id=f"{self.step}/{key}",
             step=self.step,
             status=status,
             summary=summary,
             evidence=dict(evidence or {}),
-            started_at=started_at,
-            duration_s=time.monotonic() - started_mono,
+            started_at=clock.wall,
+            duration_s=time.monotonic() - clock.mono,
             server=server.label if server else None,
         )
 
@@ -66,6 +65,3 @@ class Clock:
     def __init__(self) -> None:
         self.wall = time.time()
         self.mono = time.monotonic()
-
-    def stamp(self) -> dict[str, float]:
-        return {"started_at": self.wall, "started_mono": self.mono}

@@ -45,6 +45,8 @@ STATUS: Mapping[str, Status] = dict(PRECEDENCE)
 _RANK = {code: i for i, (code, _) in enumerate(PRECEDENCE)}
 _CONFIDENCE = ("low", "medium", "high")
 
+_STEP_ORDER = {step: i for i, step in enumerate(("hostconf", "resolve", "udp53", "tcp53", "ping"))}
+
 # Failures a stub resolver notices at once (an ICMP error or an answer), and moves past at no cost.
 FAILS_FAST = frozenset({SERVICE_DOWN, REFUSED, LOCAL_FIREWALL})
 
@@ -137,7 +139,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
 
     if local and not answers and any(e.get("errno") in ("EPERM", "EACCES") for e in local):
         return result(
-            LOCAL_FIREWALL, "high",
+            LOCAL_FIREWALL,
+            "high",
             f"This host refused to send the DNS query to {where} ({local[0].get('errno')}): a local firewall rule "
             f"drops or rejects UDP {port} before it leaves",
             "List this host's rules for the query: `nft list ruleset` and `iptables -S OUTPUT`; look for a "
@@ -149,7 +152,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         rtt = min((e.get("rtt_s") or 0.0) for e in answers) * 1000
         if all(r == "REFUSED" for r in rcodes):
             return result(
-                REFUSED, "high",
+                REFUSED,
+                "high",
                 f"{where} answers, but REFUSED the query: it will not resolve {target.display} for this client",
                 f"On {s.host}: check who may query it (unbound `access-control`, BIND `allow-query`/"
                 "`allow-recursion`, dnsmasq `--listen-address`/`--interface`) and that the zone is served",
@@ -157,7 +161,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         tcp_ok = tcp_outcome == "answer"
         if not tcp_ok and tcp is not None:
             return result(
-                TCP_FALLBACK, "medium",
+                TCP_FALLBACK,
+                "medium",
                 f"{where} answers over UDP in {rtt:.1f} ms, but TCP {port} fails ({_tcp_words(tcp)}): answers too "
                 "large for UDP (truncated) cannot be fetched, and zone transfers and some clients will fail",
                 f"Allow TCP {port} to {s.host} (RFC 7766 requires it): check the firewalls on the way and on "
@@ -166,7 +171,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         bad = [r for r in rcodes if r not in ("NOERROR", "NXDOMAIN")]
         if bad:
             return result(
-                INCONCLUSIVE, "medium",
+                INCONCLUSIVE,
+                "medium",
                 f"{where} answers on UDP and TCP, but with {bad[0]}: the server works, its answer for "
                 f"{target.display} does not (an upstream or DNSSEC failure)",
                 f"Ask the zone's authoritative servers directly: `dig {target.name} NS`, then `dig @AUTH "
@@ -174,7 +180,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
             )
         if "NXDOMAIN" in rcodes:
             return result(
-                INCONCLUSIVE, "medium",
+                INCONCLUSIVE,
+                "medium",
                 f"{where} answers on UDP and TCP, and says {target.display} does not exist (NXDOMAIN)",
                 f"Check the name for typos, and ask the zone's authoritative servers: `dig {target.name} SOA`",
             )
@@ -189,7 +196,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         if kind == "port-unreachable" and from_server:
             why = _service_down_tcp(tcp, s)
             return result(
-                SERVICE_DOWN, "high" if tcp_outcome in ("reset", "icmp", "answer") or ev.host_up else "medium",
+                SERVICE_DOWN,
+                "high" if tcp_outcome in ("reset", "icmp", "answer") or ev.host_up else "medium",
                 f"UDP {port} on {s.host} is unreachable (ICMP {typecode} {name} from the server itself): the host is "
                 f"up{ping.up}, so the DNS service is not running or not listening. {why}",
                 *_service_down_steps(tcp, s),
@@ -197,7 +205,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         if kind == "prohibited" or (kind == "port-unreachable" and not from_server):
             who = "the server's own firewall" if from_server else f"{offender}, a device between here and {s.host},"
             return result(
-                BLOCKED_IN_PATH, "high",
+                BLOCKED_IN_PATH,
+                "high",
                 f"DNS to {where} is blocked: {who} answered the query with ICMP {typecode} {name}"
                 + ("" if from_server else "; the query never reached the server"),
                 f"On {offender}: find the rule that rejects DNS: `nft list ruleset` / `iptables -S` (look for a "
@@ -207,13 +216,15 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         if kind == "host-unreachable":
             who = "this host" if offender is None else offender
             return result(
-                UNREACHABLE, "high",
+                UNREACHABLE,
+                "high",
                 f"{s.host} cannot be reached: {who} reported ICMP {typecode} {name} for it",
                 f"Check that {s.host} is up and on the network (console, hypervisor, link); from {who}: "
                 f"`ip route get {s.host}` and `ip neigh show {s.host}`",
             )
         return result(
-            INCONCLUSIVE, "low",
+            INCONCLUSIVE,
+            "low",
             f"DNS to {where} drew ICMP {typecode} {name} from {offender}, which fits no known pattern",
             "Capture the exchange: `tcpdump -ni any 'port 53 or icmp or icmp6'`",
         )
@@ -221,7 +232,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
     if local:
         errno = local[0].get("errno")
         return result(
-            UNREACHABLE, "high",
+            UNREACHABLE,
+            "high",
             f"The query to {where} could not leave this host ({errno}: {local[0].get('detail')})",
             f"Check this host's routes and addresses: `ip route get {s.host}`, `ip addr`",
         )
@@ -229,21 +241,29 @@ def assess(ev: Evidence, target: Target) -> Assessment:
     if ev.udp and all(e.get("outcome") == "timeout" for e in ev.udp):
         sent = len(ev.udp)
         tcp_icmp = _icmp(tcp) if tcp else {}
-        if tcp_icmp and (tcp_icmp.get("kind") == "prohibited" or not tcp_icmp.get("from_server")) and \
-                tcp_icmp.get("kind") != "host-unreachable":
+        if (
+            tcp_icmp
+            and (tcp_icmp.get("kind") == "prohibited" or not tcp_icmp.get("from_server"))
+            and tcp_icmp.get("kind") != "host-unreachable"
+        ):
             return result(
-                BLOCKED_IN_PATH, "medium",
+                BLOCKED_IN_PATH,
+                "medium",
                 f"UDP {port} on {where} gets no answer ({sent} queries), and TCP {port} is refused by "
                 f"{tcp_icmp.get('offender')} with ICMP {tcp_icmp.get('name')}: a firewall in the path blocks DNS",
                 f"On {tcp_icmp.get('offender')}: find the rules for port {s.port}: `nft list ruleset` / `iptables -S`",
             )
         if ev.host_up:
             tcp_note = (
-                " TCP 53 answers, so only UDP is dropped." if tcp_outcome == "answer"
-                else f" TCP {port}: {_tcp_words(tcp)}." if tcp else ""
+                " TCP 53 answers, so only UDP is dropped."
+                if tcp_outcome == "answer"
+                else f" TCP {port}: {_tcp_words(tcp)}."
+                if tcp
+                else ""
             )
             return result(
-                PORT_FILTERED, "high" if ev.ping and ev.ping.get("received") else "medium",
+                PORT_FILTERED,
+                "high" if ev.ping and ev.ping.get("received") else "medium",
                 f"Queries to UDP {port} on {where} time out ({sent} sent, no answer, no ICMP error) while the host is "
                 f"up{ping.up}: a firewall drops DNS packets silently.{tcp_note}",
                 f"On {s.host} and on the firewalls in between: look for drop rules on udp/tcp dport {s.port} "
@@ -253,13 +273,15 @@ def assess(ev: Evidence, target: Target) -> Assessment:
             )
         if tcp_icmp.get("kind") == "host-unreachable":
             return result(
-                UNREACHABLE, "high",
+                UNREACHABLE,
+                "high",
                 f"{s.host} cannot be reached: {tcp_icmp.get('offender')} reports ICMP {tcp_icmp.get('name')}",
                 f"Check that {s.host} is up and on the network; `ip route get {s.host}`",
             )
         confidence = "high" if ev.host_up is False and tcp_outcome == "timeout" else "low"
         return result(
-            UNREACHABLE, confidence,
+            UNREACHABLE,
+            confidence,
             f"Nothing answers from {s.host}: DNS over UDP ({sent} queries) and TCP time out{ping.down}"
             + ("" if confidence == "high" else "; a firewall dropping everything would look the same"),
             f"Check that {s.host} is up and reachable (console, hypervisor, link); from here: "
@@ -267,7 +289,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         )
 
     return result(
-        INCONCLUSIVE, "low",
+        INCONCLUSIVE,
+        "low",
         f"The probes of {where} gave no usable evidence" + ("" if ev.udp else " (the UDP probe did not run)"),
         "Read the findings, and rerun with a longer `--timeout`",
     )
@@ -313,12 +336,18 @@ def _service_down_tcp(tcp: Mapping[str, Any] | None, s: Server) -> str:
     if outcome == "reset":
         return f"TCP {s.port} answers with RST as well: nothing listens on port {s.port}, so the daemon is stopped."
     if outcome == "icmp":
-        return (f"TCP {s.port} draws an ICMP error instead of an RST: a closed port would answer RST, so a firewall "
-                "`reject` rule on the server is likely; it sends the same ICMP port unreachable for UDP.")
+        return (
+            f"TCP {s.port} draws an ICMP error instead of an RST: a closed port would answer RST, so a firewall "
+            "`reject` rule on the server is likely; it sends the same ICMP port unreachable for UDP."
+        )
     if outcome == "answer":
-        return f"TCP {s.port} answers: the daemon runs but does not listen on UDP {s.port} (or a rule rejects UDP only)."
-    return ("A default nftables/iptables `reject` rule on the server sends the same ICMP error; "
-            f"TCP {s.port} could not tell them apart ({_tcp_words(tcp)}).")
+        return (
+            f"TCP {s.port} answers: the daemon runs but does not listen on UDP {s.port} (or a rule rejects UDP only)."
+        )
+    return (
+        "A default nftables/iptables `reject` rule on the server sends the same ICMP error; "
+        f"TCP {s.port} could not tell them apart ({_tcp_words(tcp)})."
+    )
 
 
 def _service_down_steps(tcp: Mapping[str, Any] | None, s: Server) -> tuple[str, ...]:
@@ -326,7 +355,8 @@ def _service_down_steps(tcp: Mapping[str, Any] | None, s: Server) -> tuple[str, 
     steps = [
         f"On {s.host}: is the DNS daemon running? `systemctl status unbound named bind9 knot nsd dnsmasq` "
         "(whichever serves DNS there), and its log: `journalctl -u <daemon> --since '-15 min'`",
-        f"On {s.host}: what listens on port {s.port}? `ss -lnup 'sport = :{s.port}'` and `ss -lntp 'sport = :{s.port}'`",
+        f"On {s.host}: what listens on port {s.port}? "
+        f"`ss -lnup 'sport = :{s.port}'` and `ss -lntp 'sport = :{s.port}'`",
     ]
     if outcome != "reset":
         steps.append(
@@ -346,7 +376,9 @@ def _impact(order: Sequence[Server], by_server: Mapping[Server, Assessment], res
     bad = [s for s in order if by_server[s].code != HEALTHY]
     if not good or not bad:
         return ""
-    words = [f"{len(bad)} of {len(order)} servers fail; lookups still succeed through {', '.join(s.label for s in good)}"]
+    words = [
+        f"{len(bad)} of {len(order)} servers fail; lookups still succeed through {', '.join(s.label for s in good)}"
+    ]
     timeout = resolv.timeout_s if resolv else None
     rotate = bool(resolv and resolv.options.get("rotate"))
     first_good = order.index(good[0])
@@ -355,12 +387,16 @@ def _impact(order: Sequence[Server], by_server: Mapping[Server, Assessment], res
         if a.code in FAILS_FAST:
             words.append(f"{s.label} fails fast ({a.code}), so clients move past it at once")
         elif rotate:
-            words.append(f"with `options rotate`, about 1 lookup in {len(order)} first waits "
-                         f"{timeout:g} s for {s.label}" if timeout else f"some lookups first wait for {s.label}")
+            words.append(
+                f"with `options rotate`, about 1 lookup in {len(order)} first waits {timeout:g} s for {s.label}"
+                if timeout
+                else f"some lookups first wait for {s.label}"
+            )
         elif order.index(s) < first_good:
             wait = f"{timeout:g} s (resolv.conf timeout)" if timeout else "the client's timeout"
-            words.append(f"{s.label} is asked first and stays silent, so every lookup waits {wait} before "
-                         f"asking {good[0].label}")
+            words.append(
+                f"{s.label} is asked first and stays silent, so every lookup waits {wait} before asking {good[0].label}"
+            )
         else:
             words.append(f"{s.label} is asked only when the servers before it fail")
     return "; ".join(words) + "."
@@ -376,26 +412,38 @@ def diagnose(
     if not servers:
         where = f" in {resolv.path}" if resolv else ""
         return Verdict(
-            NO_RESOLVER, STATUS[NO_RESOLVER], "high",
+            NO_RESOLVER,
+            STATUS[NO_RESOLVER],
+            "high",
             f"No DNS server to diagnose: there is no nameserver{where} and none was given with --server "
             "(glibc would try 127.0.0.1)",
             tuple(f.id for f in findings if f.step == "hostconf"),
-            ("Add a `nameserver ADDRESS` line to /etc/resolv.conf, or name the server: "
-             f"`runbook diagnose {target.display} --server ADDRESS`",),
+            (
+                "Add a `nameserver ADDRESS` line to /etc/resolv.conf, or name the server: "
+                f"`runbook diagnose {target.display} --server ADDRESS`",
+            ),
         )
+    # The verdict depends on the findings, not on the order in which concurrent steps delivered them.
+    findings = sorted(findings, key=lambda f: (_STEP_ORDER.get(f.step, len(_STEP_ORDER)), f.id))
     evidence = gather(servers, findings)
     assessments = {s: assess(evidence[s], target) for s in servers}
     failing = sorted((a for a in assessments.values() if a.code != HEALTHY), key=lambda a: _RANK[a.code])
     if not failing:
-        first = assessments[servers[0]]
         answers = _answers(evidence[servers[0]])
         summary = f"{target.display} resolves" + (f" to {answers}" if answers else "")
         summary += ": " + "; ".join(a.summary for a in assessments.values())
-        return Verdict(HEALTHY, Status.OK, "high", summary,
-                       tuple(i for a in assessments.values() for i in a.findings),
-                       ("Nothing to fix in DNS. If users still cannot reach the site, test the site itself "
-                        "and the resolvers their own networks use.",),
-                       servers={s.label: HEALTHY for s in servers})
+        return Verdict(
+            HEALTHY,
+            Status.OK,
+            "high",
+            summary,
+            tuple(i for a in assessments.values() for i in a.findings),
+            (
+                "Nothing to fix in DNS. If users still cannot reach the site, test the site itself "
+                "and the resolvers their own networks use.",
+            ),
+            servers={s.label: HEALTHY for s in servers},
+        )
     primary = failing[0]
     group = [a for a in failing if a.code == primary.code]
     impact = _impact(servers, assessments, resolv) if len(servers) > 1 else ""
@@ -404,13 +452,19 @@ def diagnose(
     also = []
     for a in failing:
         if a.code != primary.code:
-            also.append({"code": a.code, "status": STATUS[a.code].value, "server": a.server.label,
-                         "summary": a.summary})
+            also.append(
+                {"code": a.code, "status": STATUS[a.code].value, "server": a.server.label, "summary": a.summary}
+            )
     steps = list(dict.fromkeys(step for a in group for step in a.next_steps))
     return Verdict(
-        primary.code, STATUS[primary.code], confidence, summary,
+        primary.code,
+        STATUS[primary.code],
+        confidence,
+        summary,
         tuple(dict.fromkeys(i for a in group for i in a.findings)),
-        tuple(steps), tuple(also), servers={s.label: assessments[s].code for s in servers},
+        tuple(steps),
+        tuple(also),
+        servers={s.label: assessments[s].code for s in servers},
     )
 
 

@@ -95,8 +95,9 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         try:
             # The check spends ctx.time_left(); the outer bound only catches a check that overruns it.
             findings = await asyncio.wait_for(step.check(ctx), max(0.0, deadline - t0) + 0.25)
-            result = StepResult(step.id, step.title, worst([f.status for f in findings]), tuple(findings),
-                                time.monotonic() - t0)
+            result = StepResult(
+                step.id, step.title, worst([f.status for f in findings]), tuple(findings), time.monotonic() - t0
+            )
         except TimeoutError:
             result = _error_result(step, t0, started_wall, f"the step overran its budget of {deadline - t0:.2f} s")
         except Exception as e:
@@ -120,15 +121,25 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         duration_s=time.monotonic() - started,
         steps=results,
         verdict=verdict,
-        options={"timeout_s": settings.timeout, "udp_attempts": settings.udp_attempts,
-                 "ping_count": settings.ping_count, **settings.options},
+        options={
+            "timeout_s": settings.timeout,
+            "udp_attempts": settings.udp_attempts,
+            "ping_count": settings.ping_count,
+            **settings.options,
+        },
     )
 
 
 def _error_result(step: Step, t0: float, wall: float, reason: str) -> StepResult:
-    finding = Finding(id=f"{step.id}/error", step=step.id, status=Status.ERROR,
-                      summary=f"the {step.id} step failed: {reason}", evidence={"error": reason},
-                      started_at=wall, duration_s=time.monotonic() - t0)
+    finding = Finding(
+        id=f"{step.id}/error",
+        step=step.id,
+        status=Status.ERROR,
+        summary=f"the {step.id} step failed: {reason}",
+        evidence={"error": reason},
+        started_at=wall,
+        duration_s=time.monotonic() - t0,
+    )
     return StepResult(step.id, step.title, Status.ERROR, (finding,), time.monotonic() - t0, reason)
 
 

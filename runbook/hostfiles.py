@@ -7,6 +7,7 @@ options accumulate.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,7 @@ def read_resolv_conf(path: Path) -> ResolvConf:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from None
     conf = parse_resolv_conf(text, str(path))
     if path.is_symlink():
-        conf = ResolvConf(
-            conf.path, conf.nameservers, conf.search, conf.options, conf.ignored, str(path.resolve())
-        )
+        conf = ResolvConf(conf.path, conf.nameservers, conf.search, conf.options, conf.ignored, str(path.resolve()))
     return conf
 
 
@@ -136,14 +135,10 @@ def parse_hosts(text: str, name: str) -> list[HostsEntry]:
 
 def _name_forms(name: str) -> set[str]:
     forms = {name}
-    try:
+    with contextlib.suppress(UnicodeError):
         forms.add(name.encode("idna").decode("ascii"))
-    except UnicodeError:
-        pass
-    try:
+    with contextlib.suppress(UnicodeError):
         forms.add(name.rstrip(".").encode("ascii").decode("idna"))
-    except UnicodeError:
-        pass
     return forms
 
 

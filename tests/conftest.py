@@ -15,6 +15,8 @@ _VALIDATOR = jsonschema.Draft202012Validator(run_schema(), format_checker=jsonsc
 def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
     errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(e.path))
     if errors:
-        pytest.fail("run document does not match runbook.run/v1: " + "; ".join(
-            f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]))
+        pytest.fail(
+            "run document does not match runbook.run/v1: "
+            + "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+        )
     return doc

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ZONE = "yummyrecipesforme.com"
 WEB_ADDRESS = "203.0.113.22"
@@ -39,7 +39,9 @@ def missing_tools() -> list[str]:
     return [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
 
 
-def sh(*args: str, check: bool = True, timeout: float = 20, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def sh(
+    *args: str, check: bool = True, timeout: float = 20, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=timeout, input=input)
 
 
@@ -53,8 +55,12 @@ class Daemon:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns, *self.argv], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.netns, *self.argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -96,7 +102,9 @@ class Lab:
     def auth(self) -> str:
         return f"{self.prefix}-auth"
 
-    def ns(self, netns: str, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def ns(
+        self, netns: str, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", netns, *args, check=check, input=input)
 
     # -- building ------------------------------------------------------------------------------
@@ -133,8 +141,11 @@ class Lab:
         # see silence where an earlier one saw "port unreachable". Off on the lab's own hosts only.
         for netns in (self.router, self.dns, self.auth):
             self.ns(netns, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
-        for netns, gateway in ((self.client, ROUTER_CLIENT_SIDE), (self.dns, ROUTER_SERVER_SIDE),
-                               (self.auth, ROUTER_AUTH_SIDE)):
+        for netns, gateway in (
+            (self.client, ROUTER_CLIENT_SIDE),
+            (self.dns, ROUTER_SERVER_SIDE),
+            (self.auth, ROUTER_AUTH_SIDE),
+        ):
             self.ns(netns, "ip", "route", "add", "default", "via", gateway)
 
     def _hostfiles(self, resolv_conf: str, hosts: str = "127.0.0.1 localhost\n") -> None:
@@ -156,10 +167,10 @@ class Lab:
         )
         (d / "nsd.conf").write_text(
             "server:\n"
-            f"  ip-address: {AUTH}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n"
-            f"  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n"
-            f"  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n"
-            f"  logfile: \"{d}/nsd.log\"\n  verbosity: 1\n  server-count: 1\n"
+            f'  ip-address: {AUTH}\n  port: 53\n  username: ""\n  chroot: ""\n'
+            f'  zonesdir: "{d}"\n  database: ""\n  pidfile: "{d}/nsd.pid"\n'
+            f'  xfrdfile: "{d}/xfrd.state"\n  zonelistfile: "{d}/zone.list"\n'
+            f'  logfile: "{d}/nsd.log"\n  verbosity: 1\n  server-count: 1\n'
             "remote-control:\n  control-enable: no\n"
             f"zone:\n  name: {ZONE}\n  zonefile: {ZONE}.zone\n"
         )
@@ -173,32 +184,48 @@ class Lab:
             "server:\n"
             f"  interface: {RESOLVER}\n  port: 53\n  do-ip6: no\n"
             "  access-control: 0.0.0.0/0 allow\n"
-            f"  chroot: \"\"\n  username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n"
-            f"  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  do-daemonize: no\n"
-            "  module-config: \"iterator\"\n  qname-minimisation: no\n  num-threads: 1\n"
+            f'  chroot: ""\n  username: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
+            f'  use-syslog: no\n  logfile: "{d}/unbound.log"\n  verbosity: 1\n  do-daemonize: no\n'
+            '  module-config: "iterator"\n  qname-minimisation: no\n  num-threads: 1\n'
             "  msg-cache-size: 1m\n  rrset-cache-size: 1m\n"
             # Only the lab's zone is resolved; every other name is refused, so nothing asks the root.
-            "  local-zone: \".\" refuse\n"
-            f"  local-zone: \"{ZONE}.\" transparent\n"
+            '  local-zone: "." refuse\n'
+            f'  local-zone: "{ZONE}." transparent\n'
             "remote-control:\n  control-enable: no\n"
-            f"stub-zone:\n  name: \"{ZONE}.\"\n  stub-addr: {AUTH}\n"
+            f'stub-zone:\n  name: "{ZONE}."\n  stub-addr: {AUTH}\n'
         )
         self.daemons["unbound"] = Daemon(
             "unbound", ["unbound", "-d", "-c", str(d / "unbound.conf")], self.dns, d / "stdout.log"
         )
         self.daemons["dnsmasq"] = Daemon(
             "dnsmasq",
-            ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-             f"--listen-address={RESOLVER2}", "--bind-interfaces", f"--server=/{ZONE}/{AUTH}",
-             "--user=root", "--group=root", f"--pid-file={self.workdir}/dnsmasq.pid", "--log-facility=-",
-             "--cache-size=0"],
-            self.dns, self.workdir / "dnsmasq.log",
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                f"--listen-address={RESOLVER2}",
+                "--bind-interfaces",
+                f"--server=/{ZONE}/{AUTH}",
+                "--user=root",
+                "--group=root",
+                f"--pid-file={self.workdir}/dnsmasq.pid",
+                "--log-facility=-",
+                "--cache-size=0",
+            ],
+            self.dns,
+            self.workdir / "dnsmasq.log",
         )
         self.start("unbound")
         self.start("dnsmasq")
 
     # -- daemons -------------------------------------------------------------------------------
-    _WHERE = {"nsd": ("auth", AUTH), "unbound": ("router", RESOLVER), "dnsmasq": ("router", RESOLVER2)}
+    _WHERE: ClassVar[dict[str, tuple[str, str]]] = {
+        "nsd": ("auth", AUTH),
+        "unbound": ("router", RESOLVER),
+        "dnsmasq": ("router", RESOLVER2),
+    }
 
     def start(self, name: str) -> None:
         daemon = self.daemons[name]
@@ -266,15 +293,18 @@ class Lab:
     # -- running the tool ----------------------------------------------------------------------
     def runbook(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """``runbook ARGS`` in the client namespace, exactly as a user there would run it."""
-        return sh("ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args, check=False,
-                  timeout=timeout)
+        return sh(
+            "ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args, check=False, timeout=timeout
+        )
 
     def diagnose(self, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
         proc = self.runbook("diagnose", ZONE, "--format", "json", *args)
         try:
             doc = json.loads(proc.stdout)
         except json.JSONDecodeError:
-            raise AssertionError(f"no JSON (exit {proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-2000:]}")
+            raise AssertionError(
+                f"no JSON (exit {proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-2000:]}"
+            ) from None
         return doc, proc
 
     # -- teardown ------------------------------------------------------------------------------

@@ -108,8 +108,10 @@ def test_server_link_down_is_server_unreachable(lab: Lab) -> None:
 
 
 def test_one_of_two_servers_down_says_which_and_what_it_costs(lab: Lab) -> None:
-    with lab.resolv_conf(f"nameserver {RESOLVER}\nnameserver {RESOLVER2}\noptions timeout:2\n"), \
-            lab.nft(lab.dns, ruleset("input", f"ip daddr {RESOLVER} meta l4proto {{ tcp, udp }} th dport 53 drop")):
+    with (
+        lab.resolv_conf(f"nameserver {RESOLVER}\nnameserver {RESOLVER2}\noptions timeout:2\n"),
+        lab.nft(lab.dns, ruleset("input", f"ip daddr {RESOLVER} meta l4proto {{ tcp, udp }} th dport 53 drop")),
+    ):
         doc, proc = lab.diagnose(*FAST)
     validate_document(doc)
     assert proc.returncode == 2
@@ -122,7 +124,7 @@ def test_one_of_two_servers_down_says_which_and_what_it_costs(lab: Lab) -> None:
 
 def test_one_of_two_servers_stopped_fails_fast(lab: Lab) -> None:
     with lab.resolv_conf(f"nameserver {RESOLVER}\nnameserver {RESOLVER2}\n"), lab.stopped("dnsmasq"):
-        doc, proc = lab.diagnose(*FAST)
+        doc, _proc = lab.diagnose(*FAST)
     validate_document(doc)
     verdict = doc["verdict"]
     assert verdict["code"] == "dns-service-down"
@@ -142,7 +144,7 @@ def test_refused_query_is_resolver_refused(lab: Lab) -> None:
 
 
 def test_explicit_server_and_port_are_diagnosed_instead_of_resolv_conf(lab: Lab) -> None:
-    doc, proc = lab.diagnose("--server", f"{AUTH}:53", *FAST)
+    doc, _proc = lab.diagnose("--server", f"{AUTH}:53", *FAST)
     validate_document(doc)
     assert doc["target"]["servers"] == [f"{AUTH}:53"]
     assert doc["target"]["servers_from"] == "command line"

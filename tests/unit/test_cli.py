@@ -1,0 +1,163 @@
+"""The command as users run it: exit codes, formats, bad input. Only loopback is ever contacted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import validate_document
+from tests.unit.dnsserver import Behaviour, closed_port, dns_server
+
+
+def runbook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: PLW1510 (the exit code is asserted)
+        [sys.executable, "-m", "runbook", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_version() -> None:
+    proc = runbook("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("runbook ")
+
+
+def test_help_lists_diagnose() -> None:
+    proc = runbook("diagnose", "--help")
+    assert proc.returncode == 0 and "--server" in proc.stdout and "--format" in proc.stdout
+
+
+def test_seed_incident_on_loopback_exits_2_with_the_verdict() -> None:
+    proc = runbook("diagnose", "yummyrecipesforme.com", "--server", f"127.0.0.1:{closed_port()}", "--format", "json")
+    doc = validate_document(json.loads(proc.stdout))
+    assert proc.returncode == 2
+    assert doc["verdict"]["code"] == "dns-service-down"
+    assert doc["exit_code"] == 2
+
+
+def test_healthy_server_exits_0() -> None:
+    with dns_server() as (host, port, _):
+        proc = runbook("diagnose", "yummyrecipesforme.com", "--server", f"{host}:{port}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "healthy" in proc.stdout and "203.0.113.22" in proc.stdout
+
+
+def test_idn_name_is_asked_as_its_a_label() -> None:
+    with dns_server() as (host, port, _):
+        proc = runbook("diagnose", "bücher.example", "--server", f"{host}:{port}", "--format", "json")
+    doc = validate_document(json.loads(proc.stdout))
+    assert doc["target"]["name"] == "xn--bcher-kva.example."
+    assert doc["target"]["display_name"] == "bücher.example"
+    assert doc["verdict"]["code"] == "healthy"
+
+
+def test_untrusted_txt_reaches_the_terminal_inert() -> None:
+    with dns_server(Behaviour(txt="\x1b]0;pwned\x07\x1b[31m red")) as (host, port, _):
+        proc = runbook("diagnose", "yummyrecipesforme.com", "--type", "TXT", "--server", f"{host}:{port}")
+    assert "\x1b" not in proc.stdout
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["diagnose", "a" * 64 + ".example", "--server", "127.0.0.1"],
+        ["diagnose", ".".join(["a" * 60] * 5), "--server", "127.0.0.1"],
+        ["diagnose", "bad name", "--server", "127.0.0.1"],
+        ["diagnose", "example.com", "--server", "1.2.3"],
+        ["diagnose", "example.com", "--server", "127.0.0.1:99999"],
+        ["diagnose", "example.com", "--server", "ns1.example.com"],
+        ["diagnose", "example.com", "--type", "BOGUS", "--server", "127.0.0.1"],
+        ["diagnose", "example.com", "--timeout", "0", "--server", "127.0.0.1"],
+        ["diagnose", "example.com", "--timeout", "soon", "--server", "127.0.0.1"],
+        ["diagnose", "example.com", "--format", "yaml", "--server", "127.0.0.1"],
+        ["diagnose", "example.com", "--resolv-conf", "/nonexistent/resolv.conf"],
+        ["diagnose"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_3(args: list[str]) -> None:
+    proc = runbook(*args)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runbook: error: ")
+    assert proc.stdout == ""
+
+
+def test_no_nameserver_is_no_resolver_configured(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# nothing here\nsearch example.org\n")
+    proc = runbook("diagnose", "example.com", "--resolv-conf", str(conf), "--format", "json")
+    doc = validate_document(json.loads(proc.stdout))
+    assert proc.returncode == 3
+    assert doc["verdict"]["code"] == "no-resolver-configured"
+    assert {s["id"]: s["status"] for s in doc["steps"]}["udp53"] == "skipped"
+
+
+def test_servers_come_from_the_given_resolv_conf(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    port = closed_port()
+    conf.write_text("nameserver 127.0.0.1\noptions timeout:1\n")
+    proc = runbook("diagnose", "example.com", "--resolv-conf", str(conf), "--format", "json", "--timeout", "0.5")
+    doc = validate_document(json.loads(proc.stdout))
+    assert doc["target"]["servers"] == ["127.0.0.1:53"] and doc["target"]["servers_from"] == str(conf)
+    # The system's own lookup reads /etc/resolv.conf, not this file: it is not run.
+    assert not any(f["id"] == "resolve/system" for f in doc["findings"])
+    assert port  # a closed port exists; 127.0.0.1:53 is what is diagnosed
+
+
+def test_output_file_and_unwritable_output(tmp_path: Path) -> None:
+    out = tmp_path / "incident.md"
+    server = f"127.0.0.1:{closed_port()}"
+    proc = runbook("diagnose", "yummyrecipesforme.com", "--server", server, "--format", "markdown", "-o", str(out))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert out.read_text().startswith("# DNS incident report: yummyrecipesforme")
+    proc = runbook(
+        "diagnose",
+        "yummyrecipesforme.com",
+        "--server",
+        server,
+        "--format",
+        "markdown",
+        "-o",
+        "/nonexistent/dir/incident.md",
+    )
+    assert proc.returncode == 3
+    assert proc.stdout.startswith("# DNS incident report")  # nothing is lost
+    assert proc.stderr.count("\n") == 1
+
+
+def test_no_color_is_respected_on_a_terminal() -> None:
+    master, slave = os.openpty()
+    try:
+        server = f"127.0.0.1:{closed_port()}"
+        for env, coloured in (({"NO_COLOR": "1"}, False), ({"NO_COLOR": ""}, True)):
+            proc = subprocess.run(  # noqa: PLW1510 (the exit code is asserted)
+                [sys.executable, "-m", "runbook", "diagnose", "x.example", "--server", server],
+                stdout=slave,
+                stderr=subprocess.PIPE,
+                timeout=30,
+                env={**os.environ, "TERM": "xterm", "COLUMNS": "120", **env},
+            )
+            assert proc.returncode == 2
+            data = b""
+            while True:
+                import select
+
+                ready, _, _ = select.select([master], [], [], 0.2)
+                if not ready:
+                    break
+                data += os.read(master, 65536)
+            assert (b"\x1b[" in data) == coloured
+            assert b"dns-service-down" in data
+    finally:
+        os.close(master)
+        os.close(slave)

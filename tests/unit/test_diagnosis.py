@@ -1,0 +1,244 @@
+"""Findings -> verdict, on evidence shaped exactly as the checks record it (pure logic, no network)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runbook import diagnosis as d
+from runbook.hostfiles import parse_resolv_conf
+from runbook.model import Finding, Server, Status, Target
+from runbook.schema import run_schema
+
+TARGET = Target("yummyrecipesforme.com.", "yummyrecipesforme.com")
+S1, S2 = Server("203.0.113.2"), Server("203.0.113.4")
+
+ANSWER = {
+    "outcome": "answer",
+    "rcode": "NOERROR",
+    "rtt_s": 0.002,
+    "aa": False,
+    "ra": True,
+    "tc": False,
+    "answers": [{"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "203.0.113.22"}],
+}
+TIMEOUT = {"outcome": "timeout", "rtt_s": None}
+RESET = {"outcome": "reset"}
+
+
+def icmp(
+    icmp_type: int,
+    code: int,
+    offender: str,
+    server: Server = S1,
+    kind: str = "port-unreachable",
+    name: str = "port-unreachable",
+) -> dict[str, Any]:
+    return {
+        "outcome": "icmp",
+        "icmp": {
+            "origin": "icmp",
+            "type": icmp_type,
+            "code": code,
+            "name": name,
+            "kind": kind,
+            "offender": offender,
+            "from_server": offender == server.host,
+        },
+    }
+
+
+def udp(server: Server, *attempts: dict[str, Any]) -> Finding:
+    return Finding(
+        f"udp53/{server.key}", "udp53", Status.OK, "", {**attempts[-1], "attempts": list(attempts)}, server=server.label
+    )
+
+
+def tcp(server: Server, evidence: dict[str, Any]) -> Finding:
+    return Finding(f"tcp53/{server.key}", "tcp53", Status.OK, "", evidence, server=server.label)
+
+
+def ping(server: Server, received: int, sent: int = 3) -> Finding:
+    return Finding(
+        f"ping/{server.host}",
+        "ping",
+        Status.OK,
+        "",
+        {"method": "icmp-raw", "sent": sent, "received": received, "rtt_avg_s": 0.0004 if received else None},
+        server=server.label,
+    )
+
+
+def verdict(*findings: Finding, servers: tuple[Server, ...] = (S1,), resolv: str | None = None) -> Any:
+    conf = parse_resolv_conf(resolv) if resolv is not None else None
+    return d.diagnose(TARGET, servers, list(findings), conf)
+
+
+def test_the_seeds_incident_stopped_daemon() -> None:
+    v = verdict(udp(S1, icmp(3, 3, S1.host)), tcp(S1, RESET), ping(S1, 3))
+    assert (v.code, v.status, v.confidence) == ("dns-service-down", Status.CRITICAL, "high")
+    assert "UDP port 53 on 203.0.113.2 is unreachable" in v.summary
+    assert "the host is up" in v.summary and "nothing listens" in v.summary
+    assert any("ss -lnup" in step for step in v.next_steps)
+    assert set(v.findings) == {"udp53/203.0.113.2", "tcp53/203.0.113.2", "ping/203.0.113.2"}
+
+
+def test_a_reject_rule_on_the_server_is_named_as_the_other_explanation() -> None:
+    v = verdict(udp(S1, icmp(3, 3, S1.host)), tcp(S1, icmp(3, 3, S1.host)), ping(S1, 3))
+    assert v.code == "dns-service-down"
+    assert "reject" in v.summary
+    assert any("nft list ruleset" in step for step in v.next_steps)
+
+
+def test_silence_while_the_host_answers_ping_is_port_filtered() -> None:
+    v = verdict(udp(S1, TIMEOUT, TIMEOUT, TIMEOUT), tcp(S1, TIMEOUT), ping(S1, 3))
+    assert (v.code, v.confidence) == ("dns-port-filtered", "high")
+    assert "3 sent, no answer, no ICMP error" in v.summary
+
+
+def test_silence_everywhere_is_server_unreachable() -> None:
+    v = verdict(udp(S1, TIMEOUT, TIMEOUT), tcp(S1, TIMEOUT), ping(S1, 0))
+    assert (v.code, v.confidence) == ("dns-server-unreachable", "high")
+
+
+def test_silence_without_ping_is_unreachable_with_low_confidence() -> None:
+    v = verdict(udp(S1, TIMEOUT, TIMEOUT), tcp(S1, TIMEOUT))
+    assert (v.code, v.confidence) == ("dns-server-unreachable", "low")
+    assert "firewall dropping everything would look the same" in v.summary
+
+
+def test_admin_prohibited_from_a_router_is_blocked_in_path() -> None:
+    router = "198.51.100.1"
+    v = verdict(
+        udp(S1, icmp(3, 13, router, kind="prohibited", name="admin-prohibited")),
+        tcp(S1, icmp(3, 13, router, kind="prohibited", name="admin-prohibited")),
+        ping(S1, 3),
+    )
+    assert v.code == "dns-blocked-in-path"
+    assert router in v.summary and "never reached the server" in v.summary
+    assert any(step.startswith(f"On {router}") for step in v.next_steps)
+
+
+def test_port_unreachable_from_another_address_is_blocked_in_path() -> None:
+    v = verdict(udp(S1, icmp(3, 3, "198.51.100.1")), tcp(S1, TIMEOUT), ping(S1, 3))
+    assert v.code == "dns-blocked-in-path"
+
+
+def test_host_unreachable_from_a_router_is_server_unreachable() -> None:
+    v = verdict(
+        udp(S1, icmp(3, 1, "198.51.100.1", kind="host-unreachable", name="host-unreachable")),
+        tcp(S1, TIMEOUT),
+        ping(S1, 0),
+    )
+    assert v.code == "dns-server-unreachable"
+
+
+def test_eperm_on_send_is_the_local_firewall() -> None:
+    v = verdict(
+        udp(S1, {"outcome": "local-error", "errno": "EPERM", "detail": "send: Operation not permitted"}),
+        tcp(S1, TIMEOUT),
+        ping(S1, 3),
+    )
+    assert v.code == "local-firewall-blocks-dns"
+
+
+def test_refused_answers_are_resolver_refused() -> None:
+    refused = {**ANSWER, "rcode": "REFUSED", "answers": []}
+    v = verdict(udp(S1, refused), tcp(S1, refused), ping(S1, 3))
+    assert v.code == "resolver-refused"
+
+
+def test_udp_fine_but_tcp_refused_is_a_warning() -> None:
+    v = verdict(udp(S1, ANSWER), tcp(S1, RESET), ping(S1, 3))
+    assert (v.code, v.status) == ("tcp-fallback-blocked", Status.WARNING)
+
+
+def test_healthy_names_the_answers() -> None:
+    v = verdict(udp(S1, ANSWER), tcp(S1, ANSWER), ping(S1, 3))
+    assert (v.code, v.status) == ("healthy", Status.OK)
+    assert "203.0.113.22" in v.summary
+
+
+def test_no_server_is_no_resolver_configured() -> None:
+    v = d.diagnose(TARGET, (), [], parse_resolv_conf("# empty\n"))
+    assert (v.code, v.status) == ("no-resolver-configured", Status.UNKNOWN)
+
+
+def test_first_of_two_silent_costs_every_lookup_the_timeout() -> None:
+    v = verdict(
+        udp(S1, TIMEOUT),
+        tcp(S1, TIMEOUT),
+        ping(S1, 3),
+        udp(S2, ANSWER),
+        tcp(S2, ANSWER),
+        ping(S2, 3),
+        servers=(S1, S2),
+        resolv="nameserver 203.0.113.2\nnameserver 203.0.113.4\n",
+    )
+    assert v.code == "dns-port-filtered"
+    assert v.servers == {"203.0.113.2:53": "dns-port-filtered", "203.0.113.4:53": "healthy"}
+    assert "1 of 2 servers fail" in v.summary
+    assert "every lookup waits 5 s (resolv.conf timeout) before asking 203.0.113.4:53" in v.summary
+
+
+def test_second_of_two_silent_is_asked_only_when_the_first_fails() -> None:
+    v = verdict(
+        udp(S1, ANSWER),
+        tcp(S1, ANSWER),
+        ping(S1, 3),
+        udp(S2, TIMEOUT),
+        tcp(S2, TIMEOUT),
+        ping(S2, 3),
+        servers=(S1, S2),
+        resolv="nameserver 203.0.113.2\nnameserver 203.0.113.4\n",
+    )
+    assert "asked only when the servers before it fail" in v.summary
+
+
+def test_rotate_spreads_the_cost() -> None:
+    v = verdict(
+        udp(S1, TIMEOUT),
+        tcp(S1, TIMEOUT),
+        ping(S1, 3),
+        udp(S2, ANSWER),
+        tcp(S2, ANSWER),
+        ping(S2, 3),
+        servers=(S1, S2),
+        resolv="nameserver 203.0.113.2\nnameserver 203.0.113.4\noptions rotate\n",
+    )
+    assert "about 1 lookup in 2" in v.summary
+
+
+def test_precedence_puts_the_dead_service_first_and_keeps_the_rest_in_also() -> None:
+    v = verdict(
+        udp(S1, TIMEOUT),
+        tcp(S1, TIMEOUT),
+        ping(S1, 3),
+        udp(S2, icmp(3, 3, S2.host, server=S2)),
+        tcp(S2, RESET),
+        servers=(S1, S2),
+    )
+    assert v.code == "dns-service-down"
+    assert [(a["code"], a["server"]) for a in v.also] == [("dns-port-filtered", "203.0.113.2:53")]
+
+
+def test_every_code_is_in_the_schema() -> None:
+    enum = run_schema()["properties"]["verdict"]["properties"]["code"]["enum"]
+    assert {code for code, _ in d.PRECEDENCE} <= set(enum)
+
+
+SCENARIOS = [
+    [udp(S1, icmp(3, 3, S1.host)), tcp(S1, RESET), ping(S1, 3)],
+    [udp(S1, TIMEOUT, TIMEOUT), tcp(S1, TIMEOUT), ping(S1, 3), udp(S2, ANSWER), tcp(S2, ANSWER)],
+    [udp(S2, icmp(3, 13, "198.51.100.1", S2, "prohibited", "admin-prohibited")), udp(S1, ANSWER), tcp(S1, ANSWER)],
+]
+
+
+@pytest.mark.parametrize("findings", SCENARIOS)
+@given(data=st.data())
+def test_the_order_of_findings_does_not_change_the_verdict(findings: list[Finding], data: st.DataObject) -> None:
+    shuffled = data.draw(st.permutations(findings))
+    assert verdict(*shuffled, servers=(S1, S2)) == verdict(*findings, servers=(S1, S2))

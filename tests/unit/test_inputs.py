@@ -1,0 +1,109 @@
+"""What a user types: names, types, servers, timeouts. Bad input is one clear InputError, never a crash."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runbook.config import parse_name, parse_rdtype, parse_server, parse_timeout
+from runbook.errors import InputError
+from runbook.model import Server
+
+
+def test_idn_name_is_queried_as_its_a_label() -> None:
+    target = parse_name("bücher.example")
+    assert target.name == "xn--bcher-kva.example."
+    assert target.display == "bücher.example"
+
+
+@pytest.mark.parametrize("name", ["yummyrecipesforme.com", "yummyrecipesforme.com.", "_dmarc.example.org", "a-b.c"])
+def test_ordinary_names_are_absolute(name: str) -> None:
+    assert parse_name(name).name == name.rstrip(".") + "."
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("a" * 64 + ".example", "longer than 63"),
+        (".".join(["a" * 60] * 5), "longer than 253"),
+        ("", "empty"),
+        ("two words.example", "spaces"),
+        ("tab\t.example", "control"),
+        ("a..b", "empty label"),
+        (".leading", "empty label"),
+    ],
+)
+def test_bad_names_say_what_is_wrong(name: str, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        parse_name(name)
+
+
+def test_name_of_exactly_253_characters_is_accepted() -> None:
+    name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(name) == 253
+    assert parse_name(name).name == name + "."
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_a_name_or_an_input_error(text: str) -> None:
+    try:
+        parse_name(text)
+    except InputError as e:
+        assert "\n" not in str(e)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("a", "A"), ("aaaa", "AAAA"), ("MX", "MX"), ("TYPE65", "HTTPS")])
+def test_record_types(text: str, expected: str) -> None:
+    assert parse_rdtype(text) == expected
+
+
+@pytest.mark.parametrize("text", ["BOGUS", "", "A A", "OPT"])
+def test_unknown_record_type_is_an_input_error(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_rdtype(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "server"),
+    [
+        ("203.0.113.2", Server("203.0.113.2", 53)),
+        ("127.0.0.1:5353", Server("127.0.0.1", 5353)),
+        ("::1", Server("::1", 53)),
+        ("[::1]:5353", Server("::1", 5353)),
+        ("[2001:db8::1]", Server("2001:db8::1", 53)),
+        ("fe80::1%eth0", Server("fe80::1%eth0", 53)),
+    ],
+)
+def test_server_forms(text: str, server: Server) -> None:
+    assert parse_server(text) == server
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.2.3", "ns1.example.com", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:x", "[::1", "[::1]:", "1.2.3.4%eth0", ""],
+)
+def test_malformed_servers_are_input_errors(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_server(text)
+
+
+@given(st.text(max_size=60))
+def test_any_text_is_a_server_or_an_input_error(text: str) -> None:
+    try:
+        server = parse_server(text)
+    except InputError:
+        return
+    assert parse_server(server.label) == server
+
+
+def test_server_labels_and_keys() -> None:
+    assert Server("::1", 5353).label == "[::1]:5353"
+    assert Server("203.0.113.2").key == "203.0.113.2"
+    assert Server("127.0.0.1", 5353).key == "127.0.0.1:5353"
+
+
+@pytest.mark.parametrize("value", [0, -1, 0.01, 61, float("inf")])
+def test_absurd_timeouts_are_refused(value: float) -> None:
+    with pytest.raises(InputError):
+        parse_timeout(value)
