@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from reports import Document
+from reports.common import packet_log
 from reports.escape import code_span, fence, markdown
 
 
@@ -66,11 +67,7 @@ def render(doc: Document) -> str:
         "",
     ]
     out += [*_traffic(doc, by_id), ""] if _traffic(doc, by_id) else ["No UDP probe ran.", ""]
-    packets = [
-        line for fid in verdict["findings"] for line in by_id.get(fid, {}).get("evidence", {}).get("packets", [])
-    ]
-    if not packets:
-        packets = [line for f in doc["findings"] if f["step"] == "udp53" for line in f["evidence"].get("packets", [])]
+    packets = packet_log(doc)
     if packets:
         out += [
             "The packet log, in tcpdump's notation, rebuilt from what the probes sent and received:",

@@ -17,6 +17,7 @@ from rich.text import Text
 from rich.theme import Theme
 
 from reports import Document
+from reports.common import packet_log
 from reports.escape import terminal
 
 if TYPE_CHECKING:
@@ -77,11 +78,11 @@ def build(doc: Document) -> Group:
             table.add_row(_t(step["id"] if i == 0 else ""), _status(f["status"]), _t(f["summary"]))
     parts.append(table)
 
-    for fid in verdict["findings"]:
-        packets = by_id.get(fid, {}).get("evidence", {}).get("packets") or []
-        if packets:
-            parts.append(Text.assemble(("packet log ", "heading"), _t(fid), (" (rebuilt from the probe)", "hint")))
-            parts.extend(_t("  " + line, "packet") for line in packets)
+    packets = packet_log(doc)
+    if packets:
+        parts.append(Text.assemble(("packet log", "heading"), (" (tcpdump notation, rebuilt from the probes)", "hint")))
+        # Never folded: a packet line is read, and copied, whole.
+        parts.extend(Text("  " + terminal(line), style="packet", no_wrap=True, overflow="ignore") for line in packets)
 
     style = f"status.{verdict['status']}"
     body: list[Any] = [_t(verdict["summary"])]
