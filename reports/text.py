@@ -115,7 +115,7 @@ def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
         highlight=False,
         emoji=False,
     )
-    console.print(build(doc))
+    console.print(build(doc), crop=False)
     return buf.getvalue()
 
 
