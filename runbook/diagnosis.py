@@ -254,8 +254,21 @@ def assess(ev: Evidence, target: Target) -> Assessment:
                 f"On {tcp_icmp.get('offender')}: find the rules for port {s.port}: `nft list ruleset` / `iptables -S`",
             )
         if ev.host_up:
+            if tcp is not None and tcp_outcome == "timeout" and tcp.get("connect_rtt_s") is not None:
+                # The port is open (SYN-ACK) yet nothing answers: the daemon is there but not serving.
+                return result(
+                    PORT_FILTERED,
+                    "medium",
+                    f"Queries to UDP {port} on {s.host} time out ({sent} sent, no answer, no ICMP error), and TCP "
+                    f"{port} accepts the connection but never answers the query: the DNS daemon listens but does "
+                    "not serve — hung, or overloaded by a flood of queries (a DDoS) — unless a firewall also drops "
+                    "UDP",
+                    f"On {s.host}: look at the DNS daemon's load and log (`top`, `journalctl -u <daemon>`), and at "
+                    f"the query rate (`tcpdump -ni any -c 1000 port {s.port}`); restart it if it is hung",
+                    f"On {s.host} and the firewalls in between: look for drop rules on udp dport {s.port}",
+                )
             tcp_note = (
-                " TCP 53 answers, so only UDP is dropped."
+                f" TCP {port} answers, so only UDP is dropped."
                 if tcp_outcome == "answer"
                 else f" TCP {port}: {_tcp_words(tcp)}."
                 if tcp
@@ -264,8 +277,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
             return result(
                 PORT_FILTERED,
                 "high" if ev.ping and ev.ping.get("received") else "medium",
-                f"Queries to UDP {port} on {where} time out ({sent} sent, no answer, no ICMP error) while the host is "
-                f"up{ping.up}: a firewall drops DNS packets silently.{tcp_note}",
+                f"Queries to UDP {port} on {s.host} time out ({sent} sent, no answer, no ICMP error) while the host "
+                f"is up{ping.up}: a firewall drops DNS packets silently.{tcp_note}",
                 f"On {s.host} and on the firewalls in between: look for drop rules on udp/tcp dport {s.port} "
                 "(`nft list ruleset`, `iptables -S`, cloud security groups)",
                 f"Find where the packets stop: `traceroute -U -p {s.port} -n {s.host}`; on {s.host}, "

@@ -260,6 +260,17 @@ class Lab:
             self.start(name)
 
     @contextlib.contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """A hung daemon: SIGSTOP. The kernel still completes TCP handshakes and queues UDP for it."""
+        proc = self.daemons[name].proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
     def nft(self, netns: str, ruleset: str) -> Iterator[None]:
         """Apply an nftables ruleset (tables named ``rbk*``) in a namespace; delete them afterwards."""
         self.ns(netns, "nft", "-f", "-", input=ruleset)

@@ -83,6 +83,17 @@ def test_server_dropping_port_53_is_port_filtered(lab: Lab) -> None:
     assert doc["duration_s"] < 1 + 0.5
 
 
+def test_hung_daemon_is_told_apart_from_a_firewall(lab: Lab) -> None:
+    with lab.paused("unbound"):
+        doc, proc = lab.diagnose(*FAST)
+    validate_document(doc)
+    assert proc.returncode == 2
+    assert doc["verdict"]["code"] == "dns-port-filtered"
+    tcp = finding(doc, f"tcp53/{RESOLVER}")["evidence"]
+    assert tcp["outcome"] == "timeout" and tcp["connect_rtt_s"] is not None
+    assert "listens but does not serve" in doc["verdict"]["summary"]
+
+
 def test_router_rejecting_dns_is_blocked_in_path_and_names_the_router(lab: Lab) -> None:
     rules = ruleset("forward", "meta l4proto { tcp, udp } th dport 53 reject with icmp type admin-prohibited")
     with lab.nft(lab.router, rules):

@@ -99,6 +99,13 @@ def test_silence_while_the_host_answers_ping_is_port_filtered() -> None:
     assert "3 sent, no answer, no ICMP error" in v.summary
 
 
+def test_an_open_port_that_never_answers_is_a_hung_or_flooded_daemon() -> None:
+    hung = {"outcome": "timeout", "connect_rtt_s": 0.0004, "detail": "connected, but no answer to the query"}
+    v = verdict(udp(S1, TIMEOUT, TIMEOUT), tcp(S1, hung), ping(S1, 3))
+    assert (v.code, v.confidence) == ("dns-port-filtered", "medium")
+    assert "listens but does not serve" in v.summary and "DDoS" in v.summary
+
+
 def test_silence_everywhere_is_server_unreachable() -> None:
     v = verdict(udp(S1, TIMEOUT, TIMEOUT), tcp(S1, TIMEOUT), ping(S1, 0))
     assert (v.code, v.confidence) == ("dns-server-unreachable", "high")
