@@ -7,15 +7,13 @@ answer is truncated), and through the system's own getaddrinfo (hosts file, nssw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import threading
 import time
 from typing import Any
 
-import dns.flags
+import dns.rcode
 
-from checks import wire
+from checks import blocking, wire
 from runbook.context import Clock, Context
 from runbook.model import Finding, Server, Status
 
@@ -33,17 +31,21 @@ async def _through_server(ctx: Context, server: Server) -> Finding:
     clock = Clock()
     target = ctx.settings.target
     query = wire.make_query(target.name, target.rdtype, edns=True, nsid=True)
-    ex = await wire.udp_exchange(server, query, ctx.time_left())
-    exchanges = [ex]
-    if ex.outcome == wire.ANSWER and ex.response is not None and ex.response.flags & dns.flags.TC:
-        exchanges.append(await wire.tcp_exchange(server, query, ctx.time_left()))
+    exchanges = await wire.ask(server, query, ctx.time_left())
     final = exchanges[-1]
     evidence: dict[str, Any] = final.to_evidence()
     evidence["truncated_over_udp"] = len(exchanges) > 1
     evidence["packets"] = [line for e in exchanges for line in e.packets]
     if len(exchanges) > 1:
-        evidence["udp"] = ex.to_evidence()
+        evidence["udp"] = exchanges[0].to_evidence()
+    if final.response is not None and final.response.rcode() == dns.rcode.SERVFAIL:
+        # Would the answer come if the resolver did not validate it? (RFC 4035 CD bit)
+        cd = await wire.ask(server, wire.make_query(target.name, target.rdtype, edns=True, cd=True), ctx.time_left())
+        evidence["cd_retry"] = cd[-1].to_evidence()
+        evidence["packets"] += [line for e in cd for line in e.packets]
     status, summary = _judge(final, server, target.display)
+    if "cd_retry" in evidence and evidence["cd_retry"].get("rcode") == "NOERROR":
+        summary += "; with CD=1 (no validation) it answers: a DNSSEC validation failure"
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
 
@@ -71,30 +73,17 @@ def _failure(ex: wire.Exchange) -> str:
 
 
 async def _through_system(ctx: Context) -> Finding:
-    """getaddrinfo in a daemon thread: glibc's own timeouts can be far longer than our budget, and a
-    thread left behind must not hold the process at exit."""
+    """getaddrinfo, as every program on this host resolves (hosts file, nsswitch and all)."""
     clock = Clock()
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
     name = ctx.settings.target.name.rstrip(".") or "."
     family = socket.AF_INET6 if ctx.settings.target.rdtype == "AAAA" else socket.AF_UNSPEC
-
-    def deliver(result: Any) -> None:
-        if not future.done():
-            future.set_result(result)
-
-    def lookup() -> None:
-        try:
-            result: Any = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM, 0, socket.AI_CANONNAME)
-        except OSError as e:
-            result = e
-        with contextlib.suppress(RuntimeError):  # the run is over: nobody waits for the result
-            loop.call_soon_threadsafe(deliver, result)
-
-    threading.Thread(target=lookup, name="getaddrinfo", daemon=True).start()
     started = time.monotonic()
     try:
-        result = await asyncio.wait_for(future, ctx.time_left())
+        result = await blocking.call(
+            lambda: socket.getaddrinfo(name, None, family, socket.SOCK_STREAM, 0, socket.AI_CANONNAME),
+            ctx.time_left(),
+            "getaddrinfo",
+        )
     except TimeoutError:
         waited = time.monotonic() - started
         return ctx.finding(
@@ -104,20 +93,13 @@ async def _through_system(ctx: Context) -> Finding:
             {"function": "getaddrinfo", "outcome": "timeout", "waited_s": round(waited, 6)},
             clock=clock,
         )
-    if isinstance(result, OSError):
-        code = getattr(socket, "EAI_NONAME", None)
-        reason = result.strerror or str(result)
+    if isinstance(result, BaseException):
+        reason = getattr(result, "strerror", None) or str(result)
         return ctx.finding(
             "system",
             Status.CRITICAL,
             f"getaddrinfo({name}) failed: {reason}",
-            {
-                "function": "getaddrinfo",
-                "outcome": "error",
-                "error": reason,
-                "errno": result.errno,
-                "noname": result.errno == code,
-            },
+            {"function": "getaddrinfo", "outcome": "error", "error": reason, "errno": getattr(result, "errno", None)},
             clock=clock,
         )
     addresses = list(dict.fromkeys(str(info[4][0]) for info in result))

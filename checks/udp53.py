@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import dns.message
+
 from checks import wire
 from runbook.context import Clock, Context
 from runbook.model import Finding, Server, Status
@@ -19,6 +21,10 @@ async def run(ctx: Context) -> list[Finding]:
     return list(await asyncio.gather(*(_probe(ctx, server) for server in ctx.servers)))
 
 
+def liveness_query() -> dns.message.Message:
+    return dns.message.make_query("id.server.", "TXT", "CH")
+
+
 def _stub_uses_edns(ctx: Context) -> bool:
     options = ctx.resolv.options if ctx.resolv else {}
     return bool(options.get("edns0") or options.get("trust-ad"))
@@ -26,15 +32,61 @@ def _stub_uses_edns(ctx: Context) -> bool:
 
 async def _probe(ctx: Context, server: Server) -> Finding:
     clock = Clock()
-    target = ctx.settings.target
-    query = wire.make_query(target.name, target.rdtype, edns=_stub_uses_edns(ctx))
-    tries = await wire.udp_attempts(server, query, ctx.time_left(), ctx.settings.udp_attempts)
-    last = tries[-1]
+    settings = ctx.settings
+    target = settings.target
+    edns = _stub_uses_edns(ctx)
+    query = wire.make_query(target.name, target.rdtype, edns=edns)
+    budget = ctx.time_left()
+    first = await wire.udp_exchange(server, query, budget / max(1, settings.udp_attempts))
+    tries = [first]
+    stats: dict[str, Any] | None = None
+    live_evidence: dict[str, Any] | None = None
+    if first.outcome in (wire.ANSWER, wire.TIMEOUT):
+        # The burst (loss and latency, like dnsping) runs alongside the retries of a silent first try: a
+        # lossy server is then told apart from a dropped port, at no cost in time.
+        burst = None
+        if settings.burst_count > 0:
+            spread = settings.burst_count * settings.burst_interval
+            wait = max(0.0, min(2 * settings.max_rtt, ctx.time_left() - spread))
+            burst = asyncio.create_task(
+                wire.burst(
+                    server,
+                    lambda: wire.make_query(target.name, target.rdtype, edns=edns),
+                    settings.burst_count,
+                    settings.burst_interval,
+                    wait,
+                )
+            )
+        liveness = None
+        if first.outcome == wire.TIMEOUT:
+            # Is the daemon alive at all? A question it answers without asking anyone else (RFC 4892):
+            # any answer, even REFUSED, tells a resolver stuck waiting upstream from a hung or filtered one.
+            liveness = asyncio.create_task(wire.udp_exchange(server, liveness_query(), ctx.time_left()))
+            if settings.udp_attempts > 1:
+                tries += await wire.udp_attempts(server, query, ctx.time_left(), settings.udp_attempts - 1)
+        if burst is not None:
+            stats = await burst
+        if liveness is not None:
+            alive = await liveness
+            live_evidence = alive.to_evidence()
+    last = next((t for t in reversed(tries) if t.outcome == wire.ANSWER), tries[-1])
     evidence: dict[str, Any] = last.to_evidence()
     evidence["attempts"] = [t.to_evidence() for t in tries]
     evidence["sent"] = len(tries)
     evidence["packets"] = [line for t in tries for line in t.packets]
     status, summary = _judge(last, server, len(tries))
+    if live_evidence is not None:
+        evidence["liveness"] = live_evidence
+        if live_evidence["outcome"] == wire.ANSWER:
+            summary += f"; yet it answers id.server CH TXT ({live_evidence.get('rcode')}): the daemon is alive"
+    if stats is not None:
+        degraded = _degraded(stats, settings.max_loss, settings.max_rtt)
+        stats["degraded"] = degraded
+        stats["thresholds"] = {"max_loss": settings.max_loss, "max_rtt_s": settings.max_rtt}
+        evidence["burst"] = stats
+        if degraded and status is Status.OK:
+            status = Status.WARNING
+        summary += f"; burst of {stats['sent']}: " + (degraded or _burst_words(stats))
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
 
@@ -57,3 +109,20 @@ def _judge(ex: wire.Exchange, server: Server, sent: int) -> tuple[Status, str]:
     if ex.outcome == wire.MALFORMED:
         return Status.CRITICAL, f"{where}: {ex.detail}"
     return Status.CRITICAL, f"{where}: the query could not be sent: {ex.detail} ({wire.errno_of(ex)})"
+
+
+def _burst_words(stats: dict[str, Any]) -> str:
+    median = stats["rtt_median_s"]
+    rtt = f", median {median * 1000:.1f} ms" if median is not None else ""
+    return f"{stats['received']}/{stats['sent']} answered ({stats['loss']:.0%} loss){rtt}"
+
+
+def _degraded(stats: dict[str, Any], max_loss: float, max_rtt: float) -> str:
+    """Why the burst counts as degraded, or '' when it does not."""
+    reasons = []
+    if stats["loss"] > max_loss:
+        reasons.append(f"{stats['loss']:.0%} lost (more than {max_loss:.0%})")
+    median = stats["rtt_median_s"]
+    if median is not None and median > max_rtt:
+        reasons.append(f"median answer time {median * 1000:.0f} ms (more than {max_rtt * 1000:.0f} ms)")
+    return "; ".join(reasons) and f"{_burst_words(stats)}: " + "; ".join(reasons)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import errno as errno_mod
 import socket
+import statistics
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -377,12 +379,29 @@ def _log_tcp(ex: Exchange, query: dns.message.Message, dst: tuple[str, int]) -> 
         ex.packets.append(packetlog.icmp_line(ex.sent_at + (ex.rtt_s or 0.0), ex.error, local[0], dst, "tcp"))
 
 
-def make_query(name: str, rdtype: str, *, edns: bool, nsid: bool = False) -> dns.message.Message:
-    """A recursive query as a stub resolver sends it (RD=1); with EDNS0 (and NSID) when asked."""
+def make_query(
+    name: str, rdtype: str, *, edns: bool, nsid: bool = False, recursive: bool = True, cd: bool = False
+) -> dns.message.Message:
+    """A query as a stub resolver sends it (RD=1); with EDNS0 (and NSID) when asked; RD=0 for an
+    authoritative server; CD=1 to ask a validating resolver for the answer it would not validate."""
     import dns.edns
 
     options: list[dns.edns.Option] | None = [dns.edns.GenericOption(dns.edns.NSID, b"")] if nsid else None
-    return dns.message.make_query(name, rdtype, use_edns=0 if edns else False, options=options)
+    query = dns.message.make_query(name, rdtype, use_edns=0 if edns else False, options=options)
+    if not recursive:
+        query.flags &= ~dns.flags.RD
+    if cd:
+        query.flags |= dns.flags.CD
+    return query
+
+
+async def ask(server: Server, query: dns.message.Message, timeout: float) -> list[Exchange]:
+    """Ask once as a stub resolver does: over UDP, then over TCP when the answer is truncated."""
+    deadline = time.monotonic() + timeout
+    first = await udp_exchange(server, query, timeout)
+    if first.outcome == ANSWER and first.response is not None and first.response.flags & dns.flags.TC:
+        return [first, await tcp_exchange(server, query, max(0.0, deadline - time.monotonic()))]
+    return [first]
 
 
 async def udp_attempts(server: Server, query: dns.message.Message, budget: float, attempts: int) -> list[Exchange]:
@@ -418,3 +437,35 @@ async def udp_attempts(server: Server, query: dns.message.Message, budget: float
 
 def errno_of(ex: Exchange) -> str:
     return errno_mod.errorcode.get(ex.errno, str(ex.errno)) if ex.errno is not None else "no errno"
+
+
+async def burst(
+    server: Server, query: Callable[[], dns.message.Message], count: int, interval: float, wait: float
+) -> dict[str, Any]:
+    """dnsping's measurement in one go: ``count`` queries ``interval`` apart, each waited on for ``wait``.
+
+    All are in flight together, so the burst takes about ``count * interval + wait``, whatever is lost.
+    Returns the loss and the latency figures (seconds) of the answers that came.
+    """
+
+    async def one(i: int) -> Exchange:
+        await asyncio.sleep(i * interval)
+        return await udp_exchange(server, query(), wait)
+
+    tries = await asyncio.gather(*(one(i) for i in range(count)))
+    rtts = sorted(t.rtt_s for t in tries if t.outcome == ANSWER and t.rtt_s is not None)
+    answered = next((t for t in tries if t.outcome == ANSWER), None)
+    return {
+        "first_answer": answered.to_evidence() if answered else None,
+        "sent": count,
+        "received": len(rtts),
+        "loss": round(1 - len(rtts) / count, 4) if count else 0.0,
+        "interval_s": interval,
+        "wait_s": round(wait, 6),
+        "rtt_min_s": round(rtts[0], 6) if rtts else None,
+        "rtt_median_s": round(statistics.median(rtts), 6) if rtts else None,
+        "rtt_avg_s": round(statistics.fmean(rtts), 6) if rtts else None,
+        "rtt_max_s": round(rtts[-1], 6) if rtts else None,
+        "rtt_stddev_s": round(statistics.pstdev(rtts), 6) if rtts else None,
+        "outcomes": {o: sum(1 for t in tries if t.outcome == o) for o in sorted({t.outcome for t in tries})},
+    }

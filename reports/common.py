@@ -15,4 +15,5 @@ def packet_log(doc: Document) -> list[str]:
     if not ids:
         ids = [f["id"] for f in doc["findings"] if f["step"] == "udp53"]
     lines = [line for i in ids for line in by_id[i]["evidence"].get("packets", [])]
-    return sorted(dict.fromkeys(lines))
+    # Sorted by the time stamp alone, and stably, so that lines of one instant keep the probe's order.
+    return sorted(dict.fromkeys(lines), key=lambda line: line.split(" ", 1)[0])

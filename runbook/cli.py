@@ -69,6 +69,40 @@ def diagnose(
             "Default: the nameservers of resolv.conf.",
         ),
     ] = None,
+    resolver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resolver",
+            "-r",
+            help="Another resolver to compare answers with, ADDR[:PORT]; repeatable. "
+            "Public resolvers are never asked unless named here.",
+        ),
+    ] = None,
+    authoritative: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--authoritative",
+            "-a",
+            help="The zone's authoritative server, ADDR[:PORT]; repeatable. Default: found from the zone's NS records.",
+        ),
+    ] = None,
+    expect: Annotated[
+        list[str] | None,
+        typer.Option("--expect", "-e", help="An address the name must resolve to (ground truth); repeatable."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option("--skip", help="A step to leave out (e.g. web, ping); repeatable.")
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", help="Queries in the burst that measures loss and latency (0: none).")
+    ] = 10,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between the burst's queries.")] = 0.02,
+    max_loss: Annotated[
+        float, typer.Option("--max-loss", help="Share of the burst that may be lost before dns-degraded.")
+    ] = 0.1,
+    max_rtt: Annotated[
+        float, typer.Option("--max-rtt", help="Median answer time (seconds) above which DNS is degraded.")
+    ] = 0.25,
     timeout: Annotated[
         float,
         typer.Option(
@@ -85,12 +119,20 @@ def diagnose(
 ) -> None:
     """Run the whole runbook for NAME and print the findings, the verdict and the next steps."""
     from runbook import config, engine
-    from runbook.steps import RUNBOOK
+    from runbook.steps import RUNBOOK, STEP_IDS
 
     try:
         settings = config.Settings(
             target=replace(config.parse_name(name), rdtype=config.parse_rdtype(rdtype)),
             servers=tuple(config.parse_server(s) for s in server or ()),
+            resolvers=tuple(config.parse_server(s) for s in resolver or ()),
+            authoritative=tuple(config.parse_server(s) for s in authoritative or ()),
+            expect=tuple(config.parse_address(a) for a in expect or ()),
+            skip=config.parse_skip(skip or (), STEP_IDS),
+            burst_count=int(config.parse_positive("--count", count + 1, 1001)) - 1,
+            burst_interval=config.parse_positive("--interval", interval, 10),
+            max_loss=config.parse_fraction("--max-loss", max_loss),
+            max_rtt=config.parse_positive("--max-rtt", max_rtt, 60),
             timeout=config.parse_timeout(timeout),
             resolv_conf=resolv_conf,
         )

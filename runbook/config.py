@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +27,24 @@ class Settings:
     target: Target
     servers: tuple[Server, ...] = ()
     """Servers named on the command line; empty means: those of resolv.conf."""
+    resolvers: tuple[Server, ...] = ()
+    """Other resolvers to compare the answers with (--resolver)."""
+    authoritative: tuple[Server, ...] = ()
+    """The zone's authoritative servers (--authoritative); empty means: discover them from NS."""
+    expect: tuple[str, ...] = ()
+    """Addresses the name should resolve to (--expect): ground truth for the comparison."""
+    skip: frozenset[str] = frozenset()
+    """Steps switched off (--skip)."""
     timeout: float = DEFAULT_TIMEOUT
     """The budget of every network step; the steps run concurrently, so it bounds the whole run."""
     udp_attempts: int = 3
+    burst_count: int = 10
+    """Queries in the dnsping-like burst that measures loss and latency of a server that answers."""
+    burst_interval: float = 0.02
+    max_loss: float = 0.1
+    """Loss above this share of the burst is degraded."""
+    max_rtt: float = 0.25
+    """A median answer time above this many seconds is degraded."""
     ping_count: int = 3
     ping_interval: float = 0.02
     resolv_conf: Path = SYSTEM_RESOLV_CONF
@@ -120,3 +136,30 @@ def parse_timeout(value: float) -> float:
     if not 0.05 <= value <= MAX_TIMEOUT:
         raise InputError(f"timeout {value:g} s is out of range: give 0.05 to {MAX_TIMEOUT:g} seconds")
     return value
+
+
+def parse_address(text: str) -> str:
+    """An IP address (for --expect), normalised."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise InputError(f"malformed address {text!r}: expected an IPv4 or IPv6 address") from None
+
+
+def parse_fraction(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} {value:g} is out of range: give a share from 0 to 1 (0.1 is 10 %)")
+    return value
+
+
+def parse_positive(name: str, value: float, most: float) -> float:
+    if not 0 < value <= most:
+        raise InputError(f"{name} {value:g} is out of range: give more than 0 and at most {most:g}")
+    return value
+
+
+def parse_skip(names: Iterable[str], known: Sequence[str]) -> frozenset[str]:
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown step {unknown[0]!r} for --skip: the steps are {', '.join(known)}")
+    return frozenset(names)

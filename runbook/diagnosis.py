@@ -8,10 +8,11 @@ out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.answers import DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
 from runbook.hostfiles import ResolvConf
 from runbook.model import Finding, Server, Status, Target, Verdict
 
@@ -23,12 +24,20 @@ LOCAL_FIREWALL = "local-firewall-blocks-dns"
 UNREACHABLE = "dns-server-unreachable"
 REFUSED = "resolver-refused"
 TCP_FALLBACK = "tcp-fallback-blocked"
+MISMATCH = "dns-answer-mismatch"
+DNSSEC = "dnssec-validation-failure"
+UPSTREAM = "upstream-servfail"
+NXDOMAIN = "nxdomain"
+SITE_DOWN = "site-unreachable-dns-ok"
+HOSTS_OVERRIDE = "hosts-file-override"
+DEGRADED = "dns-degraded"
 NO_RESOLVER = "no-resolver-configured"
 INCONCLUSIVE = "inconclusive"
 
 # The one precedence table: when servers fail differently, the earlier code is the verdict and the
 # others go to ``also``. A failure of this host comes first (it hides everything behind it), then a
-# dead service, then the network's failures, then answers that are wrong, then warnings.
+# dead service, then the network's failures, then answers that are wrong (forged before failing, since a
+# forged answer is the worse news), then the site itself, then warnings.
 PRECEDENCE: tuple[tuple[str, Status], ...] = (
     (LOCAL_FIREWALL, Status.CRITICAL),
     (SERVICE_DOWN, Status.CRITICAL),
@@ -36,7 +45,14 @@ PRECEDENCE: tuple[tuple[str, Status], ...] = (
     (PORT_FILTERED, Status.CRITICAL),
     (UNREACHABLE, Status.CRITICAL),
     (REFUSED, Status.CRITICAL),
+    (MISMATCH, Status.CRITICAL),
+    (DNSSEC, Status.CRITICAL),
+    (UPSTREAM, Status.CRITICAL),
+    (NXDOMAIN, Status.CRITICAL),
+    (SITE_DOWN, Status.CRITICAL),
+    (HOSTS_OVERRIDE, Status.WARNING),
     (TCP_FALLBACK, Status.WARNING),
+    (DEGRADED, Status.WARNING),
     (INCONCLUSIVE, Status.UNKNOWN),
     (NO_RESOLVER, Status.UNKNOWN),
     (HEALTHY, Status.OK),
@@ -45,7 +61,9 @@ STATUS: Mapping[str, Status] = dict(PRECEDENCE)
 _RANK = {code: i for i, (code, _) in enumerate(PRECEDENCE)}
 _CONFIDENCE = ("low", "medium", "high")
 
-_STEP_ORDER = {step: i for i, step in enumerate(("hostconf", "resolve", "udp53", "tcp53", "ping"))}
+_STEP_ORDER = {step: i for i, step in enumerate(("hostconf", "resolve", "udp53", "tcp53", "ping", "compare", "web"))}
+# EDE (RFC 8914) codes that mean the answer failed DNSSEC validation.
+EDE_DNSSEC = frozenset({6, 7, 8, 9, 10, 11, 12})
 
 # Failures a stub resolver notices at once (an ICMP error or an answer), and moves past at no cost.
 FAILS_FAST = frozenset({SERVICE_DOWN, REFUSED, LOCAL_FIREWALL})
@@ -59,6 +77,11 @@ class Evidence:
     udp: list[Mapping[str, Any]] = field(default_factory=list)
     tcp: list[Mapping[str, Any]] = field(default_factory=list)
     ping: Mapping[str, Any] | None = None
+    resolution: Mapping[str, Any] | None = None
+    """The resolve step's answer (EDNS0, TCP when truncated): what the comparison reads."""
+    burst: Mapping[str, Any] | None = None
+    liveness: Mapping[str, Any] | None = None
+    """The answer to ``id.server CH TXT`` when the question itself got none: is the daemon alive?"""
     finding_ids: list[str] = field(default_factory=list)
 
     @property
@@ -82,7 +105,8 @@ def _icmp(exchange: Mapping[str, Any]) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class Assessment:
-    server: Server
+    server: Server | None
+    """None for a pattern of the whole run (the hosts file, the site)."""
     code: str
     confidence: str
     summary: str
@@ -107,9 +131,12 @@ def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Serve
         ev = by_label[f.server]
         if f.step == "udp53":
             ev.udp.extend(e.get("attempts", [e]))
+            ev.burst = e.get("burst")
+            ev.liveness = e.get("liveness")
         elif f.step == "tcp53":
             ev.tcp.append(e)
         elif f.step == "resolve":
+            ev.resolution = e
             if isinstance(e.get("udp"), Mapping):
                 ev.udp.append(e["udp"])
             (ev.tcp if e.get("transport") == "tcp" else ev.udp).append(e)
@@ -119,8 +146,9 @@ def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Serve
     return {by_label[s.label].server: by_label[s.label] for s in servers}
 
 
-def assess(ev: Evidence, target: Target) -> Assessment:
-    """One server's diagnosis from its evidence alone."""
+def assess(ev: Evidence, target: Target, refs: References | None = None) -> Assessment:
+    """One server's diagnosis from its own evidence, and the comparison of its answer with ``refs``."""
+    refs = refs or References()
     s = ev.server
     where = f"{s.host}" if s.port == 53 else s.label
     port = f"port {s.port}"
@@ -131,6 +159,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         return Assessment(s, code, confidence, summary, (*steps, f"Check the fix from here: `{dig}`"), ids)
 
     answers = [e for e in ev.udp if e.get("outcome") == "answer"]
+    if not answers and ev.burst and isinstance(ev.burst.get("first_answer"), Mapping):
+        answers = [ev.burst["first_answer"]]  # only the burst got through: a lossy server, not a dead one
     icmps = [_icmp(e) for e in ev.udp if e.get("outcome") == "icmp"]
     local = [e for e in ev.udp if e.get("outcome") == "local-error"]
     tcp = next((e for e in ev.tcp if e.get("outcome") == "answer"), ev.tcp[0] if ev.tcp else None)
@@ -158,34 +188,23 @@ def assess(ev: Evidence, target: Target) -> Assessment:
                 f"On {s.host}: check who may query it (unbound `access-control`, BIND `allow-query`/"
                 "`allow-recursion`, dnsmasq `--listen-address`/`--interface`) and that the zone is served",
             )
-        tcp_ok = tcp_outcome == "answer"
-        if not tcp_ok and tcp is not None:
+        truncated = any(e.get("tc") for e in answers)
+        if tcp_outcome != "answer" and tcp is not None:
             return result(
                 TCP_FALLBACK,
-                "medium",
-                f"{where} answers over UDP in {rtt:.1f} ms, but TCP {port} fails ({_tcp_words(tcp)}): answers too "
-                "large for UDP (truncated) cannot be fetched, and zone transfers and some clients will fail",
+                "high" if truncated else "medium",
+                (
+                    f"{where} answers over UDP in {rtt:.1f} ms, but truncated (TC=1), and TCP {port} fails "
+                    f"({_tcp_words(tcp)}): the full answer for {target.display} cannot be fetched, so lookups of "
+                    "it fail"
+                    if truncated
+                    else f"{where} answers over UDP in {rtt:.1f} ms, but TCP {port} fails ({_tcp_words(tcp)}): "
+                    "answers too large for UDP (truncated) could not be fetched"
+                ),
                 f"Allow TCP {port} to {s.host} (RFC 7766 requires it): check the firewalls on the way and on "
                 f"{s.host} for tcp dport {s.port}, and that the daemon listens on TCP (`ss -lntp 'sport = :{s.port}'`)",
             )
-        bad = [r for r in rcodes if r not in ("NOERROR", "NXDOMAIN")]
-        if bad:
-            return result(
-                INCONCLUSIVE,
-                "medium",
-                f"{where} answers on UDP and TCP, but with {bad[0]}: the server works, its answer for "
-                f"{target.display} does not (an upstream or DNSSEC failure)",
-                f"Ask the zone's authoritative servers directly: `dig {target.name} NS`, then `dig @AUTH "
-                f"{target.name} {target.rdtype}`; try `{dig} +cd` to test DNSSEC",
-            )
-        if "NXDOMAIN" in rcodes:
-            return result(
-                INCONCLUSIVE,
-                "medium",
-                f"{where} answers on UDP and TCP, and says {target.display} does not exist (NXDOMAIN)",
-                f"Check the name for typos, and ask the zone's authoritative servers: `dig {target.name} SOA`",
-            )
-        return result(HEALTHY, "high", f"{where} answers on UDP ({rtt:.1f} ms) and TCP{ping.healthy}")
+        return _answered(ev, target, refs, result, rtt, ping.healthy)
 
     if icmps:
         first = next((i for i in icmps if i.get("from_server")), icmps[0])
@@ -240,6 +259,8 @@ def assess(ev: Evidence, target: Target) -> Assessment:
 
     if ev.udp and all(e.get("outcome") == "timeout" for e in ev.udp):
         sent = len(ev.udp)
+        if ev.liveness and ev.liveness.get("outcome") == "answer":
+            return _stuck_upstream(ev, target, refs, result, sent)
         tcp_icmp = _icmp(tcp) if tcp else {}
         if (
             tcp_icmp
@@ -306,6 +327,229 @@ def assess(ev: Evidence, target: Target) -> Assessment:
         "low",
         f"The probes of {where} gave no usable evidence" + ("" if ev.udp else " (the UDP probe did not run)"),
         "Read the findings, and rerun with a longer `--timeout`",
+    )
+
+
+@dataclass(frozen=True)
+class References:
+    """What a configured server's answer is compared with."""
+
+    authorities: tuple[Mapping[str, Any], ...] = ()
+    """The authoritative servers' findings' evidence (with ``server``)."""
+    resolvers: tuple[Mapping[str, Any], ...] = ()
+    """The other resolvers' (--resolver) findings' evidence."""
+    expect: tuple[str, ...] = ()
+    discovery_error: str | None = None
+
+    @property
+    def answering_authorities(self) -> list[Mapping[str, Any]]:
+        return [a for a in self.authorities if a.get("outcome") == "answer" and not a.get("lame")]
+
+
+def _answer_words(e: Mapping[str, Any], target: Target) -> str:
+    if e.get("rcode") != "NOERROR":
+        return str(e.get("rcode"))
+    return describe(e.get("answers", []), target.name, target.rdtype) if e.get("answers") else "NODATA"
+
+
+def _answered(
+    ev: Evidence,
+    target: Target,
+    refs: References,
+    result: Callable[..., Assessment],
+    rtt: float,
+    healthy_words: str,
+) -> Assessment:
+    """A server that answers over UDP and TCP: is its answer right?"""
+    s = ev.server
+    mine = ev.resolution if ev.resolution and ev.resolution.get("outcome") == "answer" else None
+    if mine is None:
+        mine = next(e for e in (*ev.udp, *ev.tcp) if e.get("outcome") == "answer")
+    rcode = mine.get("rcode")
+    qname, qtype = target.name, target.rdtype
+    auths = refs.answering_authorities
+    dig_auth = f"dig @AUTHORITATIVE {qname} {qtype} +norec"
+    auth_words = "; ".join(f"{a.get('server')}: {_answer_words(a, target)}" for a in auths) or "none answered"
+
+    if rcode == "SERVFAIL":
+        cd = ev.resolution.get("cd_retry") if ev.resolution else None
+        ede = [x for x in mine.get("ede", []) if isinstance(x, Mapping)]
+        ede_words = ", ".join(f"EDE {x.get('code')} {x.get('text') or ''}".strip() for x in ede)
+        dnssec_ede = [x for x in ede if x.get("code") in EDE_DNSSEC]
+        if dnssec_ede or (isinstance(cd, Mapping) and cd.get("rcode") == "NOERROR"):
+            how = []
+            if isinstance(cd, Mapping) and cd.get("rcode") == "NOERROR":
+                how.append(f"asked again with CD=1 (no validation) it answers {_answer_words(cd, target)}")
+            if ede_words:
+                how.append(f"it says {ede_words}")
+            return result(
+                DNSSEC,
+                "high",
+                f"{s.label} answers SERVFAIL for {target.display}, but " + "; ".join(how) + ": the answer fails "
+                "DNSSEC validation (a broken chain of trust, expired signatures or missing keys)",
+                f"Check the zone's signatures and DS records: `delv @{s.host} {qname} {qtype}`, "
+                f"`dig {qname} DNSKEY +dnssec`, `dig {target.name} DS +trace`",
+                "On the zone's signer: are the RRSIGs current and does the parent's DS match a DNSKEY?",
+            )
+        failing = [a for a in refs.authorities if a not in auths]
+        if refs.authorities and not auths:
+            return result(
+                UPSTREAM,
+                "high",
+                f"{s.label} answers SERVFAIL for {target.display}, and the zone's authoritative servers fail too: "
+                + "; ".join(f"{a.get('server')}: {a.get('lame') or a.get('outcome')}" for a in failing)
+                + (f" ({ede_words})" if ede_words else ""),
+                "Restore the zone's authoritative servers: " + ", ".join(str(a.get("server")) for a in failing),
+                f"Check each one directly: `{dig_auth}`",
+            )
+        return result(
+            UPSTREAM,
+            "medium" if auths else "low",
+            f"{s.label} answers SERVFAIL for {target.display}"
+            + (f" ({ede_words})" if ede_words else "")
+            + (
+                f", while the authoritative servers answer from here ({auth_words}): the resolver cannot reach them, "
+                "or rejects their answers"
+                if auths
+                else "; the zone's authoritative servers could not be checked"
+            ),
+            f"On {s.host}: read the resolver's log for the upstream errors; `{dig_auth}` from {s.host}",
+        )
+
+    expected = matches_expected(mine.get("answers", []), refs.expect, qname, qtype) if rcode == "NOERROR" else UNKNOWN
+    auth_has_records = [a for a in auths if a.get("rcode") == "NOERROR" and a.get("answers")]
+    if rcode == "NXDOMAIN":
+        if auths and all(a.get("rcode") == "NXDOMAIN" for a in auths):
+            return result(
+                NXDOMAIN,
+                "high",
+                f"{target.display} does not exist: {s.label} answers NXDOMAIN, and so do the zone's "
+                f"authoritative servers ({', '.join(str(a.get('server')) for a in auths)})",
+                f"Check the name for typos; if it should exist, add it to the zone and check the zone's serial "
+                f"reached every authoritative server (`{dig_auth}`)",
+            )
+        if auth_has_records:
+            return result(
+                MISMATCH,
+                "high",
+                f"{s.label} says {target.display} does not exist (NXDOMAIN), but the authoritative servers answer "
+                f"{auth_words}: a stale negative cache, or a resolver that lies",
+                f"On {s.host}: flush the name from the cache (unbound: `unbound-control flush {qname}`; BIND: "
+                f"`rndc flushname {qname}`) and ask again; if it persists, the resolver is tampered with",
+            )
+        return result(
+            INCONCLUSIVE,
+            "medium",
+            f"{s.label} says {target.display} does not exist (NXDOMAIN); the authoritative servers could not "
+            "confirm it",
+            f"Check the name for typos, and ask the zone's authoritative servers: `{dig_auth}`",
+        )
+
+    if rcode == "NOERROR":
+        if refs.expect and expected == DISAGREE:
+            return result(
+                MISMATCH,
+                "high",
+                f"{s.label} answers {target.display} with {_answer_words(mine, target)}, none of the expected "
+                f"{', '.join(refs.expect)}: possible hijack or redirection of users",
+                *_mismatch_steps(s, qname),
+            )
+        if not refs.expect and auth_has_records:
+            verdict = compare(mine.get("answers", []), [a.get("answers", []) for a in auth_has_records], qname, qtype)
+            if verdict == DISAGREE:
+                return result(
+                    MISMATCH,
+                    "high",
+                    f"{s.label} answers {target.display} with {_answer_words(mine, target)}, but the zone's "
+                    f"authoritative servers say {auth_words}: the sets share nothing — possible hijack or "
+                    "redirection of users",
+                    *_mismatch_steps(s, qname),
+                )
+        others = [r for r in refs.resolvers if r.get("outcome") == "answer" and r.get("answers")]
+        if not refs.expect and not auth_has_records and others:
+            verdict = compare(mine.get("answers", []), [r.get("answers", []) for r in others], qname, qtype)
+            if verdict == DISAGREE:
+                return result(
+                    MISMATCH,
+                    "medium",
+                    f"{s.label} answers {target.display} with {_answer_words(mine, target)}, but every other "
+                    f"resolver says otherwise ("
+                    + "; ".join(f"{r.get('server')}: {_answer_words(r, target)}" for r in others)
+                    + "): possible hijack or redirection; the authoritative servers could not be checked",
+                    *_mismatch_steps(s, qname),
+                )
+        if not mine.get("answers"):
+            return result(
+                INCONCLUSIVE,
+                "medium",
+                f"{s.label} answers NODATA: {target.display} exists but has no {qtype} record"
+                + (f" (the authoritative servers agree: {auth_words})" if auths else ""),
+                f"Add the {qtype} record to the zone if users need it; check with `{dig_auth}`",
+            )
+
+    if ev.burst and ev.burst.get("degraded"):
+        return result(
+            DEGRADED,
+            "high",
+            f"Answers from {s.label} arrive, slowly or lossily: {ev.burst['degraded']} — congestion, or a server "
+            "under load such as a DDoS",
+            f"On {s.host}: look at the query rate and the daemon's load (`tcpdump -ni any -c 1000 port {s.port}`, "
+            "`top`); on the path: interface errors and drops (`ip -s link`)",
+            f"Measure again over a longer time: `dnsping -c 100 -s {s.host} {qname}`",
+        )
+    agreed = ""
+    if refs.expect:
+        agreed = ", as expected"
+    elif auth_has_records:
+        agreed = ", as the authoritative servers say"
+    return result(HEALTHY, "high", f"{s.label} answers on UDP ({rtt:.1f} ms) and TCP{agreed}{healthy_words}")
+
+
+def _stuck_upstream(
+    ev: Evidence, target: Target, refs: References, result: Callable[..., Assessment], sent: int
+) -> Assessment:
+    """The daemon answers, but not this question: it is waiting on the zone's servers."""
+    s = ev.server
+    auths = refs.answering_authorities
+    alive = (
+        f"{s.label} is alive (it answers id.server CH TXT with {ev.liveness.get('rcode') if ev.liveness else '?'}) "
+        f"but gave no answer at all for {target.display} ({sent} queries): it is still waiting on the zone's "
+        "servers"
+    )
+    dig_auth = f"dig @AUTHORITATIVE {target.name} {target.rdtype} +norec"
+    if refs.authorities and not auths:
+        failing = "; ".join(f"{a.get('server')}: {a.get('lame') or a.get('outcome')}" for a in refs.authorities)
+        return result(
+            UPSTREAM,
+            "high",
+            f"{alive}, and the zone's authoritative servers fail ({failing})",
+            "Restore the zone's authoritative servers: " + ", ".join(str(a.get("server")) for a in refs.authorities),
+            f"Check each one directly: `{dig_auth}`",
+        )
+    if auths:
+        return result(
+            UPSTREAM,
+            "medium",
+            f"{alive}; the authoritative servers answer from here, so the resolver cannot reach them "
+            "(its own network path or firewall)",
+            f"From {s.host}: `{dig_auth}`, and check its outgoing firewall for port 53",
+        )
+    return result(
+        UPSTREAM,
+        "medium",
+        f"{alive}; the zone's authoritative servers could not be checked"
+        + (f" ({refs.discovery_error})" if refs.discovery_error else ""),
+        f"Find the zone's servers (`dig {target.name} NS` through another resolver) and ask them: `{dig_auth}`",
+    )
+
+
+def _mismatch_steps(s: Server, qname: str) -> tuple[str, ...]:
+    return (
+        f"Ask the zone's own servers and compare: `dig @AUTHORITATIVE {qname} +norec`; who runs {s.host}, and "
+        "was its configuration or its forwarders changed?",
+        f"On {s.host}: look for local data or forwarding overriding the zone (unbound `local-data`, dnsmasq "
+        "`address=`, BIND response policy zones), and for signs of compromise",
+        "Until it is fixed, point clients at a resolver that answers correctly",
     )
 
 
@@ -415,13 +659,87 @@ def _impact(order: Sequence[Server], by_server: Mapping[Server, Assessment], res
     return "; ".join(words) + "."
 
 
+def references(findings: Sequence[Finding], expect: Sequence[str] = ()) -> References:
+    auths = tuple(
+        {**f.evidence, "server": f.server}
+        for f in findings
+        if f.step == "compare" and f.evidence.get("role") == "authoritative"
+    )
+    others = tuple(
+        {**f.evidence, "server": f.server}
+        for f in findings
+        if f.step == "compare" and f.evidence.get("role") == "resolver"
+    )
+    summary = next((f for f in findings if f.id == "compare/authoritative"), None)
+    error = summary.evidence.get("error") if summary else None
+    return References(auths, others, tuple(expect), str(error) if error else None)
+
+
+def _hosts_override(
+    findings: Sequence[Finding], evidence: Mapping[Server, Evidence], refs: References, target: Target
+) -> Assessment | None:
+    if target.rdtype not in ("A", "AAAA"):
+        return None
+    hosts = next((f for f in findings if f.id == "hostconf/hosts"), None)
+    entries = [e for e in (hosts.evidence.get("entries", []) if hosts else []) if isinstance(e, Mapping)]
+    if not hosts or not entries:
+        return None
+    pinned = {str(e.get("address")) for e in entries}
+    dns_values: set[str] = set()
+    for ev in evidence.values():
+        if ev.resolution and ev.resolution.get("outcome") == "answer":
+            dns_values |= resolve_chain(ev.resolution.get("answers", []), target.name, target.rdtype).values
+    for a in refs.answering_authorities:
+        dns_values |= resolve_chain(a.get("answers", []), target.name, target.rdtype).values
+    if dns_values and pinned <= dns_values:
+        return None
+    path = hosts.evidence.get("path")
+    lines = ", ".join(f"line {e.get('line')}: {e.get('text')}" for e in entries)
+    gives = ", ".join(sorted(dns_values)) if dns_values else "no answer to compare"
+    return Assessment(
+        None,
+        HOSTS_OVERRIDE,
+        "high" if dns_values else "medium",
+        f"{path} pins {target.display} to {', '.join(sorted(pinned))} ({lines}), while DNS gives {gives}: "
+        "programs on this host go where the hosts file says, whatever DNS answers",
+        (
+            f"Remove or correct the entry in {path} if it is stale (a leftover of a migration or a test), "
+            "or find who added it (an attack redirecting users edits this file too)",
+            f"Check what the system resolves: `getent ahosts {target.name.rstrip('.')}`",
+        ),
+        (hosts.id,),
+    )
+
+
+def _site_down(findings: Sequence[Finding], target: Target) -> Assessment | None:
+    web = [f for f in findings if f.step == "web" and "reachable" in f.evidence]
+    if not web or any(f.evidence.get("reachable") for f in web):
+        return None
+    words = "; ".join(f.summary for f in web)
+    return Assessment(
+        None,
+        SITE_DOWN,
+        "high",
+        f"DNS works, the site does not: {target.display} resolves, but its address does not accept connections "
+        f"({words})",
+        (
+            "On the web server: is the web service running and listening (`ss -ltnp 'sport = :443'`, "
+            "`systemctl status nginx apache2`)? Is a firewall or load balancer in front of it dropping connections?",
+            f"Check from here: `curl -sv https://{target.name.rstrip('.')}/ -o /dev/null`",
+        ),
+        tuple(f.id for f in web),
+    )
+
+
 def diagnose(
     target: Target,
     servers: Sequence[Server],
     findings: Sequence[Finding],
     resolv: ResolvConf | None = None,
+    expect: Sequence[str] = (),
 ) -> Verdict:
-    """The verdict of a run. ``resolv`` is given when the servers came from it (for the impact words)."""
+    """The verdict of a run. ``resolv`` is given when the servers came from it (for the impact words);
+    ``expect`` holds the addresses the name must resolve to, when the user knows them."""
     if not servers:
         where = f" in {resolv.path}" if resolv else ""
         return Verdict(
@@ -439,18 +757,23 @@ def diagnose(
     # The verdict depends on the findings, not on the order in which concurrent steps delivered them.
     findings = sorted(findings, key=lambda f: (_STEP_ORDER.get(f.step, len(_STEP_ORDER)), f.id))
     evidence = gather(servers, findings)
-    assessments = {s: assess(evidence[s], target) for s in servers}
-    failing = sorted((a for a in assessments.values() if a.code != HEALTHY), key=lambda a: _RANK[a.code])
+    refs = references(findings, expect)
+    assessments = {s: assess(evidence[s], target, refs) for s in servers}
+    run_level = [a for a in (_hosts_override(findings, evidence, refs, target), _site_down(findings, target)) if a]
+    failing = sorted([*(a for a in assessments.values() if a.code != HEALTHY), *run_level], key=lambda a: _RANK[a.code])
     if not failing:
         answers = _answers(evidence[servers[0]])
         summary = f"{target.display} resolves" + (f" to {answers}" if answers else "")
         summary += ": " + "; ".join(a.summary for a in assessments.values())
+        web = [f for f in findings if f.step == "web" and f.evidence.get("reachable")]
+        if web:
+            summary += "; the site accepts connections (" + "; ".join(f.summary for f in web) + ")"
         return Verdict(
             HEALTHY,
             Status.OK,
             "high",
             summary,
-            tuple(i for a in assessments.values() for i in a.findings),
+            tuple(i for a in assessments.values() for i in a.findings) + tuple(f.id for f in web),
             (
                 "Nothing to fix in DNS. If users still cannot reach the site, test the site itself "
                 "and the resolvers their own networks use.",
@@ -459,15 +782,16 @@ def diagnose(
         )
     primary = failing[0]
     group = [a for a in failing if a.code == primary.code]
-    impact = _impact(servers, assessments, resolv) if len(servers) > 1 else ""
+    impact = _impact(servers, assessments, resolv) if len(servers) > 1 and primary.server else ""
     summary = " ".join(a.summary for a in group) + (f" {impact}" if impact else "")
     confidence = min((a.confidence for a in group), key=_CONFIDENCE.index)
     also = []
     for a in failing:
         if a.code != primary.code:
-            also.append(
-                {"code": a.code, "status": STATUS[a.code].value, "server": a.server.label, "summary": a.summary}
-            )
+            entry = {"code": a.code, "status": STATUS[a.code].value, "summary": a.summary}
+            if a.server is not None:
+                entry["server"] = a.server.label
+            also.append(entry)
     steps = list(dict.fromkeys(step for a in group for step in a.next_steps))
     return Verdict(
         primary.code,
@@ -482,7 +806,7 @@ def diagnose(
 
 
 def _answers(ev: Evidence) -> str:
-    for e in ev.udp + ev.tcp:
+    for e in ([ev.resolution] if ev.resolution else []) + ev.udp + ev.tcp:
         values = [a.get("value") for a in e.get("answers", []) if isinstance(a, Mapping)]
         if values:
             return ", ".join(str(v) for v in dict.fromkeys(values))

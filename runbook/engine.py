@@ -85,6 +85,8 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
 
     async def run_step(step: Step) -> StepResult:
         needs = {n: await tasks[n] for n in step.needs}
+        if step.id in settings.skip:
+            return StepResult(step.id, step.title, Status.SKIPPED, (), 0.0, "switched off with --skip")
         if step.network and not p.servers:
             return StepResult(step.id, step.title, Status.SKIPPED, (), 0.0, "no server to diagnose")
         if observer:
@@ -99,9 +101,9 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
                 step.id, step.title, worst([f.status for f in findings]), tuple(findings), time.monotonic() - t0
             )
         except TimeoutError:
-            result = _error_result(step, t0, started_wall, f"the step overran its budget of {deadline - t0:.2f} s")
+            result = _error_result(step, t0, f"the step overran its budget of {deadline - t0:.2f} s")
         except Exception as e:
-            result = _error_result(step, t0, started_wall, f"{type(e).__name__}: {e}")
+            result = _error_result(step, t0, f"{type(e).__name__}: {e}")
         if observer:
             observer.step_finished(result)
         return result
@@ -110,7 +112,13 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         tasks[step.id] = asyncio.create_task(run_step(step), name=f"step-{step.id}")
     results = tuple([await tasks[s.id] for s in p.steps])
     findings = [f for r in results for f in r.findings]
-    verdict = diagnose(settings.target, p.servers, findings, p.resolv if p.servers_from != "command line" else None)
+    verdict = diagnose(
+        settings.target,
+        p.servers,
+        findings,
+        p.resolv if p.servers_from != "command line" else None,
+        settings.expect,
+    )
     return Run(
         run_id=new_run_id(started_wall),
         tool_version=__version__,
@@ -125,19 +133,27 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
             "timeout_s": settings.timeout,
             "udp_attempts": settings.udp_attempts,
             "ping_count": settings.ping_count,
+            "burst_count": settings.burst_count,
+            "burst_interval_s": settings.burst_interval,
+            "max_loss": settings.max_loss,
+            "max_rtt_s": settings.max_rtt,
+            "resolvers": [s.label for s in settings.resolvers],
+            "authoritative": [s.label for s in settings.authoritative],
+            "expect": list(settings.expect),
+            "skip": sorted(settings.skip),
             **settings.options,
         },
     )
 
 
-def _error_result(step: Step, t0: float, wall: float, reason: str) -> StepResult:
+def _error_result(step: Step, t0: float, reason: str) -> StepResult:
     finding = Finding(
         id=f"{step.id}/error",
         step=step.id,
         status=Status.ERROR,
         summary=f"the {step.id} step failed: {reason}",
         evidence={"error": reason},
-        started_at=wall,
+        started_at=time.time() - (time.monotonic() - t0),
         duration_s=time.monotonic() - t0,
     )
     return StepResult(step.id, step.title, Status.ERROR, (finding,), time.monotonic() - t0, reason)

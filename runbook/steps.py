@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks import hostconf, ping, resolve, tcp53, udp53
+from checks import compare, hostconf, ping, resolve, tcp53, udp53, web
 from runbook.context import Check
 
 
@@ -27,4 +27,7 @@ RUNBOOK: tuple[Step, ...] = (
     Step("udp53", "DNS over UDP port 53", udp53.run),
     Step("tcp53", "DNS over TCP port 53", tcp53.run),
     Step("ping", "Is the server host up?", ping.run),
+    Step("compare", "Other resolvers and the authoritative servers", compare.run),
+    Step("web", "Can the site be reached?", web.run, needs=("resolve",)),
 )
+STEP_IDS = tuple(s.id for s in RUNBOOK)

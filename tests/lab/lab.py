@@ -31,8 +31,13 @@ WEB_ADDRESS = "203.0.113.22"
 CLIENT, ROUTER_CLIENT_SIDE = "198.51.100.15", "198.51.100.1"
 ROUTER_SERVER_SIDE, RESOLVER, RESOLVER2 = "203.0.113.1", "203.0.113.2", "203.0.113.4"
 ROUTER_AUTH_SIDE, AUTH = "198.18.53.1", "198.18.53.2"
+SIGNED_AUTH, SIGNED_ZONE = "198.18.53.3", "signed.lab"
+ROGUE, FORGED = "203.0.113.5", "198.51.100.66"
+SLOW = "203.0.113.6"
+EXTRA_RESOLVERS = tuple(f"203.0.113.{30 + i}" for i in range(10))
+BIG_TXT = "big." + ZONE
 
-REQUIRED_TOOLS = ("ip", "nft", "unbound", "nsd", "dnsmasq", "dig")
+REQUIRED_TOOLS = ("ip", "nft", "unbound", "nsd", "knotd", "dnsmasq", "dig", "openssl")
 
 
 def missing_tools() -> list[str]:
@@ -113,7 +118,9 @@ class Lab:
             self._network()
             self._hostfiles(f"nameserver {RESOLVER}\n")
             self._auth_server()
+            self._signed_auth_server()
             self._resolvers()
+            self._web_server()
         except BaseException:
             self.down()
             raise
@@ -134,7 +141,9 @@ class Lab:
             for netns, ifname, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
                 self.ns(netns, "ip", "addr", "add", addr, "dev", ifname)
                 self.ns(netns, "ip", "link", "set", ifname, "up")
-        self.ns(self.dns, "ip", "addr", "add", f"{RESOLVER2}/24", "dev", "d0")
+        for extra in (RESOLVER2, ROGUE, SLOW, WEB_ADDRESS, *EXTRA_RESOLVERS):
+            self.ns(self.dns, "ip", "addr", "add", f"{extra}/24", "dev", "d0")
+        self.ns(self.auth, "ip", "addr", "add", f"{SIGNED_AUTH}/24", "dev", "a0")
         self.ns(self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         # Linux rate-limits ICMP errors per destination (about one a second after a short burst). Tests
         # and benchmarks run the same probe many times a second; with the limit on, a later run would
@@ -163,7 +172,8 @@ class Lab:
             "@ IN NS ns1\n"
             f"ns1 IN A {AUTH}\n"
             f"@ IN A {WEB_ADDRESS}\n"
-            f"www IN A {WEB_ADDRESS}\n"
+            f"www IN A {WEB_ADDRESS}\n" + "big IN TXT " + " ".join(f'"{chr(97 + i) * 200}"' for i in range(4)) + "\n"
+            # Too big for a 512-byte UDP answer: a client without EDNS gets TC=1 and must use TCP.
         )
         (d / "nsd.conf").write_text(
             "server:\n"
@@ -177,22 +187,86 @@ class Lab:
         self.daemons["nsd"] = Daemon("nsd", ["nsd", "-d", "-c", str(d / "nsd.conf")], self.auth, d / "stdout.log")
         self.start("nsd")
 
+    def _signed_auth_server(self) -> None:
+        """knot serving a zone it signs itself, for which the resolver holds a wrong trust anchor."""
+        d = self.workdir / "knot"
+        d.mkdir()
+        (d / f"{SIGNED_ZONE}.zone").write_text(
+            f"$ORIGIN {SIGNED_ZONE}.\n$TTL 300\n"
+            "@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n"
+            "@ IN NS ns1\n"
+            f"ns1 IN A {SIGNED_AUTH}\n"
+            f"www IN A {WEB_ADDRESS}\n"
+        )
+        (d / "knot.conf").write_text(
+            f'server:\n  rundir: "{d}"\n  listen: {SIGNED_AUTH}@53\n'
+            f'database:\n  storage: "{d}"\n'
+            "log:\n  - target: stderr\n    any: warning\n"
+            f'template:\n  - id: default\n    storage: "{d}"\n    file: "%s.zone"\n'
+            f"zone:\n  - domain: {SIGNED_ZONE}\n    dnssec-signing: on\n"
+        )
+        self.daemons["knot"] = Daemon("knot", ["knotd", "-c", str(d / "knot.conf")], self.auth, d / "stdout.log")
+        self.start("knot")
+
+    def _web_server(self) -> None:
+        d = self.workdir / "web"
+        d.mkdir()
+        sh(
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={ZONE}",
+            "-keyout",
+            str(d / "key.pem"),
+            "-out",
+            str(d / "cert.pem"),
+        )
+        root = str(Path(__file__).resolve().parents[2])
+        self.daemons["web"] = Daemon(
+            "web",
+            [
+                "env",
+                f"PYTHONPATH={root}",
+                sys.executable,
+                "-m",
+                "tests.lab.webserver",
+                WEB_ADDRESS,
+                str(d / "cert.pem"),
+                str(d / "key.pem"),
+            ],
+            self.dns,
+            d / "stdout.log",
+        )
+        self.start("web")
+
     def _resolvers(self) -> None:
         d = self.workdir / "unbound"
         d.mkdir()
         (d / "unbound.conf").write_text(
             "server:\n"
-            f"  interface: {RESOLVER}\n  port: 53\n  do-ip6: no\n"
+            + "".join(f"  interface: {a}\n" for a in (RESOLVER, *EXTRA_RESOLVERS))
+            + "  port: 53\n  do-ip6: no\n"
             "  access-control: 0.0.0.0/0 allow\n"
             f'  chroot: ""\n  username: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
             f'  use-syslog: no\n  logfile: "{d}/unbound.log"\n  verbosity: 1\n  do-daemonize: no\n'
-            '  module-config: "iterator"\n  qname-minimisation: no\n  num-threads: 1\n'
+            # Validating, with one trust anchor only: for the signed zone, and wrong (a DS no key matches).
+            '  module-config: "validator iterator"\n  qname-minimisation: no\n  num-threads: 1\n'
+            "  ede: yes\n  val-log-level: 2\n"
+            f'  trust-anchor: "{SIGNED_ZONE}. DS 4242 13 2 {"ab" * 32}"\n'
             "  msg-cache-size: 1m\n  rrset-cache-size: 1m\n"
-            # Only the lab's zone is resolved; every other name is refused, so nothing asks the root.
+            # Only the lab's zones are resolved; every other name is refused, so nothing asks the root.
             '  local-zone: "." refuse\n'
             f'  local-zone: "{ZONE}." transparent\n'
+            f'  local-zone: "{SIGNED_ZONE}." transparent\n'
             "remote-control:\n  control-enable: no\n"
             f'stub-zone:\n  name: "{ZONE}."\n  stub-addr: {AUTH}\n'
+            f'stub-zone:\n  name: "{SIGNED_ZONE}."\n  stub-addr: {SIGNED_AUTH}\n'
         )
         self.daemons["unbound"] = Daemon(
             "unbound", ["unbound", "-d", "-c", str(d / "unbound.conf")], self.dns, d / "stdout.log"
@@ -217,14 +291,51 @@ class Lab:
             self.dns,
             self.workdir / "dnsmasq.log",
         )
+        self.daemons["rogue"] = Daemon(
+            "rogue",
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                f"--listen-address={ROGUE}",
+                "--bind-interfaces",
+                f"--address=/{ZONE}/{FORGED}",
+                "--user=root",
+                "--group=root",
+                f"--pid-file={self.workdir}/rogue.pid",
+                "--log-facility=-",
+            ],
+            self.dns,
+            self.workdir / "rogue.log",
+        )
+        self.daemons["relay"] = Daemon(
+            "relay",
+            [
+                "env",
+                f"PYTHONPATH={Path(__file__).resolve().parents[2]}",
+                sys.executable,
+                "-m",
+                "tests.lab.relay",
+                SLOW,
+                RESOLVER,
+                "0.4",
+            ],
+            self.dns,
+            self.workdir / "relay.log",
+        )
         self.start("unbound")
         self.start("dnsmasq")
 
     # -- daemons -------------------------------------------------------------------------------
-    _WHERE: ClassVar[dict[str, tuple[str, str]]] = {
-        "nsd": ("auth", AUTH),
-        "unbound": ("router", RESOLVER),
-        "dnsmasq": ("router", RESOLVER2),
+    _WHERE: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "nsd": ("auth", AUTH, ZONE),
+        "knot": ("auth", SIGNED_AUTH, f"www.{SIGNED_ZONE}"),
+        "unbound": ("router", RESOLVER, ZONE),
+        "dnsmasq": ("router", RESOLVER2, ZONE),
+        "rogue": ("router", ROGUE, ZONE),
+        "relay": ("router", SLOW, ZONE),
     }
 
     def start(self, name: str) -> None:
@@ -238,17 +349,24 @@ class Lab:
 
     def wait_answering(self, name: str, timeout: float = 15) -> None:
         """Until the daemon answers a query for the lab zone (asked from a namespace that reaches it)."""
-        role, address = self._WHERE[name]
-        netns = {"auth": self.auth, "router": self.router}[role]
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            out = self.ns(netns, "dig", "+short", "+time=1", "+tries=1", f"@{address}", ZONE, "A", check=False)
-            if WEB_ADDRESS in out.stdout:
-                return
+            if name == "web":
+                out = self.ns(self.router, "bash", "-c", f"exec 3<>/dev/tcp/{WEB_ADDRESS}/443", check=False)
+                if out.returncode == 0:
+                    return
+            else:
+                role, address, qname = self._WHERE[name]
+                netns = {"auth": self.auth, "router": self.router}[role]
+                out = self.ns(
+                    netns, "dig", "+short", "+cd", "+time=1", "+tries=1", f"@{address}", qname, "A", check=False
+                )
+                if WEB_ADDRESS in out.stdout or FORGED in out.stdout:
+                    return
             if not self.daemons[name].running:
                 raise RuntimeError(f"{name} exited: {self.daemons[name].log.read_text()[-2000:]}")
             time.sleep(0.1)
-        raise RuntimeError(f"{name} does not answer on {address} after {timeout} s")
+        raise RuntimeError(f"{name} does not answer after {timeout} s: {self.daemons[name].log.read_text()[-2000:]}")
 
     # -- conditions ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -258,6 +376,25 @@ class Lab:
             yield
         finally:
             self.start(name)
+
+    @contextlib.contextmanager
+    def running(self, name: str) -> Iterator[None]:
+        """A daemon that is off unless a test needs it (the rogue resolver, the slow relay)."""
+        self.start(name)
+        try:
+            yield
+        finally:
+            self.stop(name)
+
+    @contextlib.contextmanager
+    def hosts(self, text: str) -> Iterator[None]:
+        path = Path("/etc/netns") / self.client / "hosts"
+        before = path.read_text()
+        path.write_text(text)
+        try:
+            yield
+        finally:
+            path.write_text(before)
 
     @contextlib.contextmanager
     def paused(self, name: str) -> Iterator[None]:

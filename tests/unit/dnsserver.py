@@ -22,7 +22,8 @@ import dns.rrset
 
 @dataclass
 class Behaviour:
-    address: str = "203.0.113.22"
+    # Loopback: the web step connects to what the server answers, and tests send nothing off loopback.
+    address: str = "127.0.0.2"
     rcode: int = dns.rcode.NOERROR
     truncate_udp: bool = False
     drop_first: int = 0

@@ -11,17 +11,20 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import validate_document
+from tests.loopback_guard import MARKER
 from tests.unit.dnsserver import Behaviour, closed_port, dns_server
 
 
 def runbook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: PLW1510 (the exit code is asserted)
-        [sys.executable, "-m", "runbook", *args],
+    proc = subprocess.run(  # noqa: PLW1510 (the exit code is asserted)
+        [sys.executable, "-m", "tests.loopback_guard", *args],
         capture_output=True,
         text=True,
         timeout=30,
         env={**os.environ, **(env or {})},
     )
+    assert MARKER not in proc.stderr, proc.stderr  # nothing left loopback
+    return proc
 
 
 def test_version() -> None:
@@ -44,18 +47,33 @@ def test_seed_incident_on_loopback_exits_2_with_the_verdict() -> None:
 
 def test_healthy_server_exits_0() -> None:
     with dns_server() as (host, port, _):
-        proc = runbook("diagnose", "yummyrecipesforme.com", "--server", f"{host}:{port}")
+        proc = runbook("diagnose", "yummyrecipesforme.com", "--server", f"{host}:{port}", "--skip", "web")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "healthy" in proc.stdout and "203.0.113.22" in proc.stdout
+    assert "healthy" in proc.stdout and "127.0.0.2" in proc.stdout
 
 
 def test_idn_name_is_asked_as_its_a_label() -> None:
     with dns_server() as (host, port, _):
-        proc = runbook("diagnose", "bücher.example", "--server", f"{host}:{port}", "--format", "json")
+        proc = runbook("diagnose", "bücher.example", "--server", f"{host}:{port}", "--format", "json", "--skip", "web")
     doc = validate_document(json.loads(proc.stdout))
     assert doc["target"]["name"] == "xn--bcher-kva.example."
     assert doc["target"]["display_name"] == "bücher.example"
     assert doc["verdict"]["code"] == "healthy"
+
+
+def test_dns_fine_but_nothing_listening_at_the_address_is_site_unreachable() -> None:
+    with dns_server() as (host, port, _):  # answers 127.0.0.2, where no web server listens
+        proc = runbook("diagnose", "yummyrecipesforme.com", "--server", f"{host}:{port}", "--format", "json")
+    doc = validate_document(json.loads(proc.stdout))
+    assert proc.returncode == 2
+    assert doc["verdict"]["code"] == "site-unreachable-dns-ok"
+    web = next(f for f in doc["findings"] if f["step"] == "web")["evidence"]
+    assert web["address"] == "127.0.0.2" and web["https"]["result"] == "connection refused"
+
+
+def test_unknown_step_for_skip_is_an_input_error() -> None:
+    proc = runbook("diagnose", "example.com", "--server", "127.0.0.1", "--skip", "dig")
+    assert proc.returncode == 3 and "unknown step 'dig'" in proc.stderr
 
 
 def test_untrusted_txt_reaches_the_terminal_inert() -> None:

@@ -56,9 +56,9 @@ def test_answer_over_udp_and_tcp_with_flags() -> None:
     for ex in (udp, tcp):
         ev = ex.to_evidence()
         assert ev["outcome"] == "answer" and ev["rcode"] == "NOERROR"
-        assert ev["answers"] == [{"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "203.0.113.22"}]
+        assert ev["answers"] == [{"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "127.0.0.2"}]
         assert ev["ra"] is True and ev["aa"] is False and ev["tc"] is False
-    assert "1/0/0 A 203.0.113.22" in udp.packets[1]
+    assert "1/0/0 A 127.0.0.2" in udp.packets[1]
 
 
 def test_stray_and_mismatched_datagrams_are_ignored() -> None:
