@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -27,23 +28,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.lab.lab import RESOLVER, RESOLVER2, ROUTER_SERVER_SIDE, ZONE, Lab
+from tests.lab.lab import (
+    AUTH,
+    BIG_TXT,
+    EXTRA_RESOLVERS,
+    RESOLVER,
+    RESOLVER2,
+    ROGUE,
+    ROUTER_SERVER_SIDE,
+    SIGNED_ZONE,
+    SLOW,
+    ZONE,
+    Lab,
+)
 
 
 def ruleset(hook: str, rule: str) -> str:
     return f"table inet rbk {{ chain {hook} {{ type filter hook {hook} priority 0; {rule}; }}; }}\n"
 
 
-def scenarios(lab: Lab) -> list[tuple[str, str, Callable[[], contextlib.AbstractContextManager[None]]]]:
-    """(name, expected verdict, the condition) for each scenario of the spine's issue."""
+Condition = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+def scenarios(lab: Lab) -> list[tuple[str, str, Condition, str, list[str]]]:
+    """(name, expected verdict, the condition, the name asked, extra arguments) for each scenario."""
     two = f"nameserver {RESOLVER}\nnameserver {RESOLVER2}\n"
+    fresh = f"fresh-{secrets.token_hex(3)}.{ZONE}"
     return [
-        ("healthy", "healthy", contextlib.nullcontext),
-        ("daemon stopped (the seed)", "dns-service-down", lambda: lab.stopped("unbound")),
+        ("healthy", "healthy", contextlib.nullcontext, ZONE, []),
+        ("daemon stopped (the seed)", "dns-service-down", lambda: lab.stopped("unbound"), ZONE, []),
         (
             "server drops port 53",
             "dns-port-filtered",
             lambda: lab.nft(lab.dns, ruleset("input", "meta l4proto { tcp, udp } th dport 53 drop")),
+            ZONE,
+            [],
         ),
         (
             "router rejects, admin-prohibited",
@@ -52,12 +71,63 @@ def scenarios(lab: Lab) -> list[tuple[str, str, Callable[[], contextlib.Abstract
                 lab.router,
                 ruleset("forward", "meta l4proto { tcp, udp } th dport 53 reject with icmp type admin-prohibited"),
             ),
+            ZONE,
+            [],
         ),
-        ("server link down", "dns-server-unreachable", lambda: lab.link_down(lab.dns, "d0", ROUTER_SERVER_SIDE)),
+        (
+            "server link down",
+            "dns-server-unreachable",
+            lambda: lab.link_down(lab.dns, "d0", ROUTER_SERVER_SIDE),
+            ZONE,
+            [],
+        ),
         (
             "two servers, the 2nd stopped",
             "dns-service-down",
             lambda: _both(lab.resolv_conf(two), lab.stopped("dnsmasq")),
+            ZONE,
+            [],
+        ),
+        (
+            "rogue resolver",
+            "dns-answer-mismatch",
+            lambda: _both(lab.running("rogue"), lab.resolv_conf(f"nameserver {ROGUE}\n")),
+            ZONE,
+            ["--resolver", RESOLVER],
+        ),
+        ("authoritative stopped", "upstream-servfail", lambda: lab.stopped("nsd"), fresh, ["--authoritative", AUTH]),
+        ("name missing from the zone", "nxdomain", contextlib.nullcontext, f"missing.{ZONE}", []),
+        ("broken chain of trust", "dnssec-validation-failure", contextlib.nullcontext, f"www.{SIGNED_ZONE}", []),
+        (
+            "truncated answer, TCP dropped",
+            "tcp-fallback-blocked",
+            lambda: lab.nft(lab.dns, ruleset("input", "tcp dport 53 drop")),
+            BIG_TXT,
+            ["--type", "TXT"],
+        ),
+        (
+            "40% loss on the server",
+            "dns-degraded",
+            lambda: lab.nft(
+                lab.dns, ruleset("input", f"ip daddr {RESOLVER} udp dport 53 numgen random mod 100 < 40 drop")
+            ),
+            ZONE,
+            ["--count", "40"],
+        ),
+        (
+            "400 ms delay (relay)",
+            "dns-degraded",
+            lambda: _both(lab.running("relay"), lab.resolv_conf(f"nameserver {SLOW}\n")),
+            ZONE,
+            [],
+        ),
+        ("web server stopped", "site-unreachable-dns-ok", lambda: lab.stopped("web"), ZONE, []),
+        (
+            "hosts file override",
+            "hosts-file-override",
+            lambda: lab.hosts(f"127.0.0.1 localhost\n198.51.100.99 {ZONE}\n"),
+            ZONE,
+            [],
         ),
     ]
 
@@ -76,13 +146,13 @@ def timed(lab: Lab, argv: list[str], timeout: float = 120) -> tuple[float, subpr
     return time.perf_counter() - start, proc
 
 
-def manual_sequence(lab: Lab, dnsping: str) -> list[tuple[str, float]]:
+def manual_sequence(lab: Lab, dnsping: str, name: str) -> list[tuple[str, float]]:
     """The commands an engineer types, in order, with their default options."""
     steps = [
-        ("dig", ["dig", f"@{RESOLVER}", ZONE]),
-        ("dig +tcp", ["dig", "+tcp", f"@{RESOLVER}", ZONE]),
+        ("dig", ["dig", f"@{RESOLVER}", name]),
+        ("dig +tcp", ["dig", "+tcp", f"@{RESOLVER}", name]),
         ("ping -c 3", ["ping", "-c", "3", RESOLVER]),
-        ("dnsping -c 3", [dnsping, "-c", "3", "-s", RESOLVER, ZONE]),
+        ("dnsping -c 3", [dnsping, "-c", "3", "-s", RESOLVER, name]),
     ]
     return [(name, timed(lab, argv)[0]) for name, argv in steps]
 
@@ -104,29 +174,43 @@ def main() -> int:
     try:
         version = statistics.median(timed(lab, [*runbook, "--version"])[0] for _ in range(args.repeat))
         print(f"runbook --version: {version:.3f} s (median of {args.repeat})\n")
-        header = f"{'scenario':34} {'verdict':24} {'runbook':>9} {'manual':>9} {'ratio':>7}   manual steps"
+        header = f"{'scenario':34} {'verdict':26} {'runbook':>9} {'manual':>9} {'ratio':>7}   manual steps"
         print(header)
         print("-" * len(header))
-        for name, expected, condition in scenarios(lab):
+        for name, expected, condition, qname, extra in scenarios(lab):
             with condition():
                 times, verdicts = [], set()
                 for _ in range(args.repeat):
-                    took, proc = timed(
-                        lab, [*runbook, "diagnose", ZONE, "--format", "json", "--timeout", str(args.timeout)]
-                    )
+                    argv = [*runbook, "diagnose", qname, "--format", "json", "--timeout", str(args.timeout), *extra]
+                    took, proc = timed(lab, argv)
                     times.append(took)
                     verdicts.add(_verdict(proc.stdout))
-                manual = [] if args.skip_manual else manual_sequence(lab, dnsping)
+                manual = [] if args.skip_manual else manual_sequence(lab, dnsping, qname)
             ours = statistics.median(times)
             total = sum(t for _, t in manual)
             got = ",".join(sorted(verdicts))
             mark = "" if verdicts == {expected} else f"  (expected {expected})"
             ratio = f"{total / ours:6.1f}x" if manual else "    -"
             detail = ", ".join(f"{n} {t:.2f}" for n, t in manual)
-            print(f"{name:34} {got:24} {ours:8.3f}s {total:8.2f}s {ratio}   {detail}{mark}")
+            print(f"{name:34} {got:26} {ours:8.3f}s {total:8.2f}s {ratio}   {detail}{mark}")
+        compare_scaling(lab, runbook, args.repeat, args.timeout)
     finally:
         lab.down()
     return 0
+
+
+def compare_scaling(lab: Lab, runbook: list[str], repeat: int, timeout: float) -> None:
+    """The comparison asks every resolver at once: more resolvers should cost no more time."""
+    print("\ncompare: --resolver count against the run's wall time (median; baseline: none)")
+    base = None
+    for count in (0, 2, 5, 10):
+        extra = [arg for addr in EXTRA_RESOLVERS[:count] for arg in ("--resolver", addr)]
+        took = statistics.median(
+            timed(lab, [*runbook, "diagnose", ZONE, "--format", "json", "--timeout", str(timeout), *extra])[0]
+            for _ in range(repeat)
+        )
+        base = base or took
+        print(f"  {count:2} resolvers: {took:.3f} s  ({took / base:.2f}x the run without --resolver)")
 
 
 def _verdict(stdout: str) -> str:

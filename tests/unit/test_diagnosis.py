@@ -249,3 +249,120 @@ SCENARIOS = [
 def test_the_order_of_findings_does_not_change_the_verdict(findings: list[Finding], data: st.DataObject) -> None:
     shuffled = data.draw(st.permutations(findings))
     assert verdict(*shuffled, servers=(S1, S2)) == verdict(*findings, servers=(S1, S2))
+
+
+def auth(server: str, evidence: dict[str, Any], lame: str | None = None) -> Finding:
+    return Finding(
+        f"compare/auth/{server}",
+        "compare",
+        Status.OK,
+        "",
+        {"role": "authoritative", **evidence, "lame": lame},
+        server=f"{server}:53",
+    )
+
+
+def resolved(server: Server, evidence: dict[str, Any]) -> Finding:
+    return Finding(f"resolve/{server.key}", "resolve", Status.OK, "", evidence, server=server.label)
+
+
+AUTH_ANSWER = {**ANSWER, "aa": True, "ra": False}
+FORGED = {**ANSWER, "answers": [{"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "198.51.100.66"}]}
+SERVFAIL = {**ANSWER, "rcode": "SERVFAIL", "answers": []}
+NXDOMAIN_ANSWER = {**ANSWER, "rcode": "NXDOMAIN", "answers": []}
+
+
+def test_forged_answer_against_the_authorities_is_a_mismatch() -> None:
+    v = verdict(resolved(S1, FORGED), udp(S1, FORGED), tcp(S1, FORGED), ping(S1, 3), auth("198.18.53.2", AUTH_ANSWER))
+    assert (v.code, v.confidence) == ("dns-answer-mismatch", "high")
+    assert "198.51.100.66" in v.summary and "203.0.113.22" in v.summary
+
+
+def test_servfail_that_answers_with_cd_is_dnssec() -> None:
+    sf = {**SERVFAIL, "cd_retry": ANSWER, "ede": [{"code": 9, "text": "no DNSKEY"}]}
+    v = verdict(resolved(S1, sf), udp(S1, SERVFAIL), tcp(S1, SERVFAIL), ping(S1, 3))
+    assert v.code == "dnssec-validation-failure"
+    assert "EDE 9" in v.summary
+
+
+def test_servfail_with_dead_authorities_is_upstream_servfail() -> None:
+    dead = {"outcome": "icmp", "icmp": {"name": "port-unreachable"}}
+    v = verdict(
+        resolved(S1, SERVFAIL),
+        udp(S1, SERVFAIL),
+        tcp(S1, SERVFAIL),
+        ping(S1, 3),
+        auth("198.18.53.2", dead, lame="unreachable: ICMP port-unreachable"),
+    )
+    assert (v.code, v.confidence) == ("upstream-servfail", "high")
+
+
+def test_nxdomain_needs_the_authorities_to_agree() -> None:
+    v = verdict(
+        resolved(S1, NXDOMAIN_ANSWER),
+        udp(S1, NXDOMAIN_ANSWER),
+        tcp(S1, NXDOMAIN_ANSWER),
+        ping(S1, 3),
+        auth("198.18.53.2", {**NXDOMAIN_ANSWER, "aa": True}),
+    )
+    assert v.code == "nxdomain"
+    unconfirmed = verdict(resolved(S1, NXDOMAIN_ANSWER), udp(S1, NXDOMAIN_ANSWER), tcp(S1, NXDOMAIN_ANSWER))
+    assert unconfirmed.code == "inconclusive"
+    lying = verdict(
+        resolved(S1, NXDOMAIN_ANSWER),
+        udp(S1, NXDOMAIN_ANSWER),
+        tcp(S1, NXDOMAIN_ANSWER),
+        auth("198.18.53.2", AUTH_ANSWER),
+    )
+    assert lying.code == "dns-answer-mismatch"
+
+
+def test_silent_resolver_that_is_alive_is_waiting_upstream() -> None:
+    f = udp(S1, TIMEOUT, TIMEOUT)
+    f = Finding(
+        f.id,
+        f.step,
+        f.status,
+        f.summary,
+        {**f.evidence, "liveness": {"outcome": "answer", "rcode": "NOERROR"}},
+        server=f.server,
+    )
+    dead = {"outcome": "icmp", "icmp": {"name": "port-unreachable"}}
+    v = verdict(f, tcp(S1, TIMEOUT), ping(S1, 3), auth("198.18.53.2", dead, lame="unreachable"))
+    assert (v.code, v.confidence) == ("upstream-servfail", "high")
+    assert "alive" in v.summary
+
+
+def test_lossy_burst_is_degraded_even_when_the_first_tries_were_lost() -> None:
+    burst = {"sent": 40, "received": 20, "loss": 0.5, "first_answer": ANSWER, "degraded": "20/40 answered: 50% lost"}
+    f = udp(S1, TIMEOUT, TIMEOUT, TIMEOUT)
+    f = Finding(f.id, f.step, f.status, f.summary, {**f.evidence, "burst": burst}, server=f.server)
+    v = verdict(f, tcp(S1, ANSWER), ping(S1, 3))
+    assert (v.code, v.status) == ("dns-degraded", Status.WARNING)
+
+
+def test_hosts_pin_and_site_down_are_patterns_of_the_whole_run() -> None:
+    hosts = Finding(
+        "hostconf/hosts",
+        "hostconf",
+        Status.WARNING,
+        "",
+        {"path": "/etc/hosts", "entries": [{"line": 2, "address": "198.51.100.99", "text": "..."}]},
+    )
+    web = Finding(
+        "web/203.0.113.22", "web", Status.CRITICAL, "203.0.113.22 does not accept connections", {"reachable": False}
+    )
+    v = verdict(hosts, web, resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER), ping(S1, 3))
+    assert v.code == "site-unreachable-dns-ok"
+    assert [a["code"] for a in v.also] == ["hosts-file-override"]
+    assert "server" not in v.also[0]
+
+
+def test_precedence_table_is_total_and_ordered_by_severity_within_reason() -> None:
+    codes = [code for code, _ in d.PRECEDENCE]
+    assert len(codes) == len(set(codes))
+    assert codes[0] == "local-firewall-blocks-dns" and codes[-1] == "healthy"
+    # Every critical pattern outranks every warning, and warnings outrank the unknowns.
+    ranks = [d.STATUS[c] for c in codes[:-1]]
+    order = [Status.CRITICAL, Status.WARNING, Status.UNKNOWN]
+    assert ranks == sorted(ranks, key=order.index)
