@@ -1,8 +1,8 @@
 """Step 6, ``compare``: ask the same question of other resolvers and of the zone's authoritative servers.
 
 The authoritative servers are given (--authoritative) or discovered: the zone and its NS set are looked up
-through every configured server and --resolver at once, and the first that answers is used (dnspython's
-resolver does the walking). Each authoritative server is then asked directly (RD=0) for the name and for
+through every configured server and --resolver at once, and the first that answers is used. Each
+authoritative server is then asked directly (RD=0) for the name and for
 the zone's SOA: its answer, whether it is authoritative (AA), its serial. The verdict's comparison of the
 configured servers' answers with these is the diagnosis' job; this step records what each server said.
 """
@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import dns.exception
+import dns.message
 import dns.name
+import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
@@ -54,8 +55,8 @@ async def _discover(ctx: Context) -> dict[str, Any]:
         for next_done in asyncio.as_completed(tasks):
             try:
                 found = await next_done
-            except (dns.exception.DNSException, OSError) as e:
-                errors.append(_why(e))
+            except DiscoveryError as e:
+                errors.append(str(e))
                 continue
             return found
     finally:
@@ -64,30 +65,73 @@ async def _discover(ctx: Context) -> dict[str, Any]:
     return {"source": "none", "zone": None, "nameservers": [], "error": "; ".join(errors) or "no answer"}
 
 
+class DiscoveryError(Exception):
+    """The zone or its name servers could not be found through one resolver."""
+
+
+async def _query(server: Server, name: dns.name.Name, rdtype: str, timeout: float) -> dns.message.Message:
+    exchanges = await wire.ask(server, wire.make_query(name.to_text(), rdtype, edns=True), timeout)
+    final = exchanges[-1]
+    if final.response is None:
+        raise DiscoveryError(f"{server.label}: {_failure(final)}")
+    if final.response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        raise DiscoveryError(f"{server.label} answers {dns.rcode.to_text(final.response.rcode())}")
+    return final.response
+
+
 async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
-    import dns.asyncresolver
-    import dns.nameserver
+    """Walk up from the name to the zone that holds it (the first name with its own SOA, or the owner of the
+    SOA a negative answer carries), then read the zone's NS set and the name servers' addresses. Through our
+    own probe, so that a resolver that is down fails at once (its ICMP error) instead of on a timer."""
+    name = dns.name.from_text(ctx.settings.target.name)
+    zone: dns.name.Name | None = None
+    while zone is None:
+        response = await _query(server, name, "SOA", max(0.05, ctx.time_left()))
+        if any(r.rdtype == dns.rdatatype.SOA and r.name == name for r in response.answer):
+            zone = name
+            break
+        redirected = any(r.rdtype == dns.rdatatype.CNAME for r in response.answer)
+        soa = [r for r in response.authority if r.rdtype == dns.rdatatype.SOA and name.is_subdomain(r.name)]
+        if soa and not redirected:
+            zone = soa[0].name
+            break
+        if name == dns.name.root:
+            raise DiscoveryError(f"{server.label}: no SOA found for the name or any parent")
+        name = name.parent()
+    response = await _query(server, zone, "NS", max(0.05, ctx.time_left()))
+    targets = sorted({r.target for rrset in response.answer if rrset.rdtype == dns.rdatatype.NS for r in rrset})
+    if not targets:
+        raise DiscoveryError(f"{server.label}: no NS records for {zone}")
+    glue: dict[dns.name.Name, list[str]] = {}
+    for rrset in response.additional:
+        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            glue.setdefault(rrset.name, []).extend(r.address for r in rrset)
 
-    resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [dns.nameserver.Do53Nameserver(server.host, server.port)]
-    lifetime = max(0.05, ctx.time_left() * 0.6)
-    resolver.lifetime = resolver.timeout = lifetime
-    zone = await dns.asyncresolver.zone_for_name(ctx.settings.target.name, resolver=resolver, lifetime=lifetime)
-    ns_answer = await resolver.resolve(zone, "NS", lifetime=max(0.05, ctx.time_left() * 0.6))
-    names = sorted(r.target.to_text() for r in ns_answer)
-
-    async def addresses(ns: str) -> dict[str, Any]:
+    async def addresses(ns: dns.name.Name) -> dict[str, Any]:
+        if ns in glue:
+            return {"name": ns.to_text(), "addresses": glue[ns]}
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
-                answer = await resolver.resolve(ns, rdtype, lifetime=max(0.05, ctx.time_left() * 0.6))
-            except dns.exception.DNSException:
+                answer = await _query(server, ns, rdtype, max(0.05, ctx.time_left()))
+            except DiscoveryError:
                 continue
-            found.extend(r.address for r in answer)
-        return {"name": ns, "addresses": found}
+            found += [
+                r.address
+                for rrset in answer.answer
+                if rrset.name == ns and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+                for r in rrset
+            ]
+        return {"name": ns.to_text(), "addresses": found}
 
-    nameservers = await asyncio.gather(*(addresses(ns) for ns in names))
+    nameservers = await asyncio.gather(*(addresses(ns) for ns in targets))
     return {"source": f"NS through {server.label}", "zone": zone.to_text(), "nameservers": list(nameservers)}
+
+
+def _failure(ex: wire.Exchange) -> str:
+    if ex.error is not None:
+        return f"ICMP {ex.error.name} from {ex.error.offender}"
+    return ex.detail or ex.outcome
 
 
 async def _ask_resolver(ctx: Context, server: Server) -> Finding:
@@ -191,20 +235,3 @@ def _authorities_summary(ctx: Context, discovery: dict[str, Any], results: list[
     elif serials:
         parts.append(f"SOA serial {next(iter(serials.values()))} everywhere")
     return ctx.finding("authoritative", status, "; ".join(parts), evidence, clock=clock)
-
-
-def _why(e: BaseException) -> str:
-    """dnspython's resolver errors in the words of the report."""
-    import dns.resolver
-
-    words = {
-        dns.resolver.NXDOMAIN: "the name does not exist",
-        dns.resolver.NoAnswer: "no answer of that type",
-        dns.resolver.NoNameservers: "the resolver failed (SERVFAIL or REFUSED)",
-        dns.resolver.NoRootSOA: "no zone found for the name (no SOA record on the way to the root)",
-        dns.resolver.LifetimeTimeout: "no answer in time",
-    }
-    for kind, text in words.items():
-        if isinstance(e, kind):
-            return text
-    return f"{type(e).__name__}: {e}"
