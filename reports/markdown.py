@@ -98,6 +98,23 @@ def render(doc: Document) -> str:
         for fid in step["findings"]:
             f = by_id[fid]
             out.append(f"| {markdown(step['id'])} | {f['status']} | {markdown(f['summary'])} |")
+    answered = [f for f in doc["findings"] if f["step"] in ("resolve", "compare") and "rcode" in f["evidence"]]
+    if answered:
+        out += [
+            "",
+            "## What each server answered",
+            "",
+            "| server | role | rcode | flags | answer |",
+            "|---|---|---|---|---|",
+        ]
+        for f in answered:
+            ev = f["evidence"]
+            role = ev.get("role") or ("system" if f["id"] == "resolve/system" else "configured")
+            values = ", ".join(f"{a.get('type')} {a.get('value')}" for a in ev.get("answers", [])) or "—"
+            out.append(
+                f"| {markdown(f.get('server', ''))} | {role} | {markdown(ev.get('rcode'))} | "
+                f"{markdown(' '.join(ev.get('flags', [])))} | {markdown(values)} |"
+            )
     out += ["", "## Likely cause", "", markdown(verdict["summary"]), ""]
     for also in verdict.get("also", []):
         out.append(
