@@ -80,6 +80,8 @@ class Evidence:
     resolution: Mapping[str, Any] | None = None
     """The resolve step's answer (EDNS0, TCP when truncated): what the comparison reads."""
     burst: Mapping[str, Any] | None = None
+    firewall: Mapping[str, Any] | None = None
+    """The firewall step's evaluation of this host's rules for the server."""
     liveness: Mapping[str, Any] | None = None
     """The answer to ``id.server CH TXT`` when the question itself got none: is the daemon alive?"""
     finding_ids: list[str] = field(default_factory=list)
@@ -135,6 +137,8 @@ def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Serve
             ev.liveness = e.get("liveness")
         elif f.step == "tcp53":
             ev.tcp.append(e)
+        elif f.step == "firewall":
+            ev.firewall = e
         elif f.step == "resolve":
             ev.resolution = e
             if isinstance(e.get("udp"), Mapping):
@@ -167,14 +171,24 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
     tcp_outcome = tcp.get("outcome") if tcp else None
     ping = _ping_words(ev)
 
-    if local and not answers and any(e.get("errno") in ("EPERM", "EACCES") for e in local):
+    blocking = _local_block(ev.firewall, "udp")
+    eperm = [e for e in local if e.get("errno") in ("EPERM", "EACCES")]
+    if not answers and (eperm or blocking):
+        rule, certain = blocking or ("", False)
+        seen = (
+            f"this host refused to send the query to {where} ({eperm[0].get('errno')})"
+            if eperm
+            else f"queries to {where} get no answer"
+            if not icmps
+            else f"queries to {where} draw ICMP {icmps[0].get('name')} from {icmps[0].get('offender')}"
+        )
         return result(
             LOCAL_FIREWALL,
-            "high",
-            f"This host refused to send the DNS query to {where} ({local[0].get('errno')}): a local firewall rule "
-            f"drops or rejects UDP {port} before it leaves",
-            "List this host's rules for the query: `nft list ruleset` and `iptables -S OUTPUT`; look for a "
-            f"drop or reject of udp dport {s.port} (or of {s.host})",
+            "high" if eperm or certain else "medium",
+            f"DNS is blocked on this host: {seen}"
+            + (f", and its firewall says why: {rule}" if rule else ": a local firewall rule drops or rejects it"),
+            f"Fix the rule on this host (`nft -a list ruleset`, `iptables-save`, `iptables-legacy-save`): it must let "
+            f"udp and tcp to port {s.port} of {s.host} out, and the answers back in (ct state established)",
         )
 
     if answers:
@@ -189,6 +203,15 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
                 "`allow-recursion`, dnsmasq `--listen-address`/`--interface`) and that the zone is served",
             )
         truncated = any(e.get("tc") for e in answers)
+        tcp_rule = _local_block(ev.firewall, "tcp")
+        if tcp_outcome != "answer" and tcp is not None and tcp_rule:
+            return result(
+                TCP_FALLBACK,
+                "high" if truncated else "medium",
+                f"{where} answers over UDP in {rtt:.1f} ms, but TCP {port} fails ({_tcp_words(tcp)}): this host's "
+                f"firewall stops it: {tcp_rule[0]}" + (" — and the answer is truncated (TC=1)" if truncated else ""),
+                f"Let tcp to port {s.port} of {s.host} out on this host (`nft -a list ruleset`, `iptables-save`)",
+            )
         if tcp_outcome != "answer" and tcp is not None:
             return result(
                 TCP_FALLBACK,
@@ -344,6 +367,26 @@ class References:
     @property
     def answering_authorities(self) -> list[Mapping[str, Any]]:
         return [a for a in self.authorities if a.get("outcome") == "answer" and not a.get("lame")]
+
+
+def _local_block(firewall: Mapping[str, Any] | None, proto: str) -> tuple[str, bool] | None:
+    """The local rule that stops ``proto`` DNS to the server (its words, and whether it is certain)."""
+    if not firewall:
+        return None
+    paths = firewall.get("paths", {})
+    for direction in ("query", "answer"):
+        path = paths.get(f"{proto}_{direction}") or {}
+        if path.get("verdict") in ("drop", "reject", "queue"):
+            rule = path.get("rule") or path.get("policy") or {}
+            where = f"{rule.get('source')} {rule.get('family')} {rule.get('table')} {rule.get('chain')}"
+            text = (
+                f"`{rule.get('rule')}` (handle {rule.get('handle')})"
+                if rule.get("rule")
+                else f"policy {rule.get('policy')}"
+            )
+            what = "the query going out" if direction == "query" else "the answer coming back"
+            return f"{path['verdict']} of {what} by {where}: {text}", bool(path.get("certain"))
+    return None
 
 
 def _answer_words(e: Mapping[str, Any], target: Target) -> str:

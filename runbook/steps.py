@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks import compare, hostconf, ping, resolve, tcp53, udp53, web
+from checks import compare, firewall, hostconf, ping, resolve, tcp53, udp53, web
 from runbook.context import Check
 
 
@@ -28,6 +28,7 @@ RUNBOOK: tuple[Step, ...] = (
     Step("tcp53", "DNS over TCP port 53", tcp53.run),
     Step("ping", "Is the server host up?", ping.run),
     Step("compare", "Other resolvers and the authoritative servers", compare.run),
+    Step("firewall", "This host's firewall rules for DNS", firewall.run),
     Step("web", "Can the site be reached?", web.run, needs=("resolve",)),
 )
 STEP_IDS = tuple(s.id for s in RUNBOOK)

@@ -37,7 +37,7 @@ SLOW = "203.0.113.6"
 EXTRA_RESOLVERS = tuple(f"203.0.113.{30 + i}" for i in range(10))
 BIG_TXT = "big." + ZONE
 
-REQUIRED_TOOLS = ("ip", "nft", "unbound", "nsd", "knotd", "dnsmasq", "dig", "openssl")
+REQUIRED_TOOLS = ("ip", "nft", "iptables-legacy-restore", "unbound", "nsd", "knotd", "dnsmasq", "dig", "openssl")
 
 
 def missing_tools() -> list[str]:
@@ -418,6 +418,19 @@ class Lab:
             for t in tables:
                 if "table" in t and t["table"]["name"].startswith("rbk"):
                     self.ns(netns, "nft", "delete", "table", t["table"]["family"], t["table"]["name"])
+
+    @contextlib.contextmanager
+    def iptables_legacy(self, netns: str, restore: str) -> Iterator[None]:
+        """Rules in the legacy iptables backend (iptables-legacy-restore); flushed afterwards."""
+        self.ns(netns, "iptables-legacy-restore", input=restore)
+        try:
+            yield
+        finally:
+            self.ns(
+                netns,
+                "iptables-legacy-restore",
+                input="*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\nCOMMIT\n",
+            )
 
     @contextlib.contextmanager
     def link_down(self, netns: str, ifname: str, gateway: str) -> Iterator[None]:

@@ -1,0 +1,614 @@
+"""Netfilter rulesets, and what they do to one packet. Pure: text and JSON in, decisions out.
+
+Two readers build one model: ``nft -j list ruleset`` (with the rule texts of ``nft -a list ruleset``) and
+``iptables-save`` (the legacy backend, or the nf_tables one whose rules nft only shows as ``xt``). The
+evaluator walks the base chains of a hook in priority order, follows jump, goto and return, applies the
+policies, and answers for each rule match True, False or None, "may match": a mark, a rate limit or an
+interface it cannot know. It never guesses silently: every may-match rule on the way is reported.
+
+    accept in a base chain ends that chain only (the next base chain still sees the packet);
+    drop, reject and queue end the packet's way for good.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Tri = bool | None
+
+FINAL = frozenset({"drop", "reject", "queue"})
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132, "gre": 47, "esp": 50}
+IPTABLES_HOOKS = {
+    "INPUT": "input",
+    "OUTPUT": "output",
+    "FORWARD": "forward",
+    "PREROUTING": "prerouting",
+    "POSTROUTING": "postrouting",
+}
+IPTABLES_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+
+
+class RulesetError(Exception):
+    """A ruleset in a form this reader does not know."""
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One packet of the DNS exchange, as netfilter sees it at ``hook``."""
+
+    hook: str
+    family: int
+    proto: str
+    saddr: Address
+    daddr: Address
+    sport: tuple[int, int]
+    """A range: the ephemeral side of the exchange is any port of ip_local_port_range."""
+    dport: tuple[int, int]
+    ct_state: str
+    iif: str | None = None
+    oif: str | None = None
+
+
+Match = Callable[[Packet], Tri]
+
+
+@dataclass
+class Rule:
+    source: str
+    family: str
+    table: str
+    chain: str
+    handle: str | None
+    text: str
+    matches: list[tuple[Match, str]] = field(default_factory=list)
+    verdict: str | None = None
+    target: str | None = None
+
+    def cite(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "family": self.family,
+            "table": self.table,
+            "chain": self.chain,
+            "handle": self.handle,
+            "rule": self.text,
+        }
+
+
+@dataclass
+class Chain:
+    name: str
+    rules: list[Rule] = field(default_factory=list)
+    hook: str | None = None
+    priority: int = 0
+    policy: str = "accept"
+
+
+@dataclass
+class Table:
+    source: str
+    family: str
+    name: str
+    chains: dict[str, Chain] = field(default_factory=dict)
+
+    def applies_to(self, family: int) -> bool:
+        return self.family in ("inet", "ip" if family == 4 else "ip6")
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    """accept, drop, reject or queue."""
+    rule: Mapping[str, Any] | None
+    """The rule that decided, or None when a chain's policy did."""
+    policy_of: Mapping[str, Any] | None = None
+    may_match: tuple[Mapping[str, Any], ...] = ()
+    """Rules on the way that might match, whose verdict could change the outcome."""
+    passed: tuple[Mapping[str, Any], ...] = ()
+    """The accepting rule or policy of each base chain the packet went through."""
+
+    @property
+    def blocks(self) -> bool:
+        return self.verdict in FINAL
+
+    @property
+    def certain(self) -> bool:
+        return not self.may_match
+
+
+# -- matching -------------------------------------------------------------------------------------------
+
+
+def _tri_all(values: Iterable[Tri]) -> Tri:
+    result: Tri = True
+    for v in values:
+        if v is False:
+            return False
+        if v is None:
+            result = None
+    return result
+
+
+def _not(value: Tri) -> Tri:
+    return None if value is None else not value
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """The right-hand side of a match: single values, prefixes and ranges."""
+
+    values: frozenset[Any] = frozenset()
+    networks: tuple[Network, ...] = ()
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    def contains_address(self, addr: Address) -> bool:
+        return addr in self.values or any(addr in n for n in self.networks if n.version == addr.version)
+
+    def port_coverage(self, ports: tuple[int, int]) -> Tri:
+        """True if every port of ``ports`` is in the set, False if none is, None if some are."""
+        lo, hi = ports
+        spans = sorted([(v, v) for v in self.values if isinstance(v, int)] + list(self.ranges))
+        covered, reach = 0, lo - 1  # merged as we go, so overlapping spans count once
+        for a, b in spans:
+            start, end = max(a, reach + 1, lo), min(b, hi)
+            if end >= start:
+                covered += end - start + 1
+            reach = max(reach, b)
+        if covered == 0:
+            return False
+        return True if covered >= hi - lo + 1 else None
+
+    def contains(self, value: Any) -> bool:
+        return value in self.values
+
+
+def _parse_value(raw: Any, sets: Mapping[str, ValueSet]) -> ValueSet:
+    if isinstance(raw, str) and raw.startswith("@"):
+        if raw[1:] not in sets:
+            raise RulesetError(f"unknown set {raw}")
+        return sets[raw[1:]]
+    items = raw["set"] if isinstance(raw, dict) and "set" in raw else raw if isinstance(raw, list) else [raw]
+    values: set[Any] = set()
+    networks: list[Network] = []
+    ranges: list[tuple[int, int]] = []
+    for element in items:
+        item = element["elem"].get("val") if isinstance(element, dict) and "elem" in element else element
+        if isinstance(item, dict) and "prefix" in item:
+            networks.append(ipaddress.ip_network(f"{item['prefix']['addr']}/{item['prefix']['len']}", strict=False))
+        elif isinstance(item, dict) and "range" in item:
+            a, b = item["range"]
+            if isinstance(a, int) and isinstance(b, int):
+                ranges.append((a, b))
+            else:  # an address range
+                first, last = ipaddress.ip_address(a), ipaddress.ip_address(b)
+                networks.extend(ipaddress.summarize_address_range(first, last))
+        elif isinstance(item, str):
+            try:
+                values.add(ipaddress.ip_address(item))
+            except ValueError:
+                values.add(item)
+        elif isinstance(item, int):
+            values.add(item)
+        else:
+            raise RulesetError(f"a set element of an unknown form: {item!r}")
+    return ValueSet(frozenset(values), tuple(networks), tuple(ranges))
+
+
+def _nft_match(m: Mapping[str, Any], sets: Mapping[str, ValueSet]) -> Match:
+    left, op, right = m.get("left"), m.get("op", "=="), m.get("right")
+    value = _parse_value(right, sets) if op not in ("<", "<=", ">", ">=") else None
+    negate = op == "!="
+
+    def done(f: Callable[[Packet], Tri]) -> Match:
+        return (lambda p: _not(f(p))) if negate else f
+
+    if isinstance(left, dict) and "payload" in left:
+        proto, fld = left["payload"].get("protocol"), left["payload"].get("field")
+        if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
+            want = 4 if proto == "ip" else 6
+            assert value is not None
+
+            def addr_match(p: Packet, v: ValueSet = value, f: str = fld, want: int = want) -> Tri:
+                if p.family != want:
+                    return False
+                return v.contains_address(p.saddr if f == "saddr" else p.daddr)
+
+            # A packet of the other family fails the match, negated or not.
+            if negate:
+                return lambda p: False if p.family != want else _not(addr_match(p))
+            return addr_match
+        if (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
+            want = 4 if proto == "ip" else 6
+            return done(lambda p: p.family == want and _proto_in(p.proto, value))
+        if proto in ("udp", "tcp", "th") and fld in ("sport", "dport"):
+
+            def port_match(p: Packet, proto: str = proto, fld: str = fld) -> Tri:
+                if proto not in ("th", p.proto):
+                    return False
+                ports = p.sport if fld == "sport" else p.dport
+                if value is None:
+                    return _compare_range(ports, op, right)
+                return value.port_coverage(ports)
+
+            if negate:
+                return lambda p: False if proto not in ("th", p.proto) else _not(port_match(p))
+            return port_match
+        return lambda p: None
+    if isinstance(left, dict) and "meta" in left:
+        key = left["meta"].get("key")
+        if key == "l4proto":
+            return done(lambda p: _proto_in(p.proto, value))
+        if key == "nfproto":
+            return done(lambda p: value is not None and value.contains("ipv4" if p.family == 4 else "ipv6"))
+        if key in ("oifname", "iifname", "oif", "iif"):
+
+            def iface(p: Packet, key: str = key) -> Tri:
+                name = p.oif if key.startswith("o") else p.iif
+                if name is None or value is None:
+                    return None
+                if (key.startswith("i") and p.hook == "output") or (key.startswith("o") and p.hook == "input"):
+                    return None
+                wild = [v for v in value.values if isinstance(v, str) and v.endswith("*")]
+                return value.contains(name) or any(name.startswith(w[:-1]) for w in wild)
+
+            return done(iface)
+        return lambda p: None
+    if isinstance(left, dict) and "ct" in left and left["ct"].get("key") == "state":
+        states = set(right if isinstance(right, list) else [right]) if not isinstance(right, dict) else None
+        if states is None and value is not None:
+            states = {v for v in value.values if isinstance(v, str)}
+        return done(lambda p: p.ct_state in (states or set()))
+    return lambda p: None
+
+
+def _proto_in(proto: str, value: ValueSet | None) -> Tri:
+    if value is None:
+        return None
+    return value.contains(proto) or value.contains(PROTO_NUMBERS.get(proto, -1))
+
+
+def _compare_range(ports: tuple[int, int], op: str, right: Any) -> Tri:
+    if not isinstance(right, int):
+        return None
+    lo, hi = ports
+    a, b = _ORDER[op](lo, right), _ORDER[op](hi, right)
+    return a if a == b else None
+
+
+_ORDER: dict[str, Callable[[int, int], bool]] = {
+    "<": lambda x, y: x < y,
+    "<=": lambda x, y: x <= y,
+    ">": lambda x, y: x > y,
+    ">=": lambda x, y: x >= y,
+}
+
+
+# -- nftables -------------------------------------------------------------------------------------------
+
+_NFT_VERDICTS = ("accept", "drop", "reject", "queue", "jump", "goto", "return", "continue")
+_XT_TARGETS = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return", "NFQUEUE": "queue"}
+
+
+def nft_texts(listing: str) -> dict[tuple[str, str, str, str], str]:
+    """(family, table, chain, handle) -> the rule as ``nft -a list ruleset`` prints it."""
+    texts: dict[tuple[str, str, str, str], str] = {}
+    family = table = chain = ""
+    for raw in listing.splitlines():
+        line = raw.strip()
+        if line.startswith("table "):
+            parts = line.split()
+            family, table = parts[1], parts[2]
+        elif line.startswith("chain "):
+            chain = line.split()[1]
+        elif "# handle " in line and chain and not line.startswith(("set ", "map ", "type ")):
+            body, handle = line.rsplit("# handle ", 1)
+            texts[(family, table, chain, handle.strip())] = body.strip()
+        elif line == "}":
+            pass
+    return texts
+
+
+def parse_nft(
+    document: Mapping[str, Any], listing: str = "", skip_tables: Iterable[tuple[str, str]] = ()
+) -> list[Table]:
+    """Tables of ``nft -j list ruleset``; ``skip_tables`` ((family, name)) are read from iptables-save."""
+    items = document.get("nftables")
+    if not isinstance(items, list):
+        raise RulesetError("the JSON has no 'nftables' list")
+    texts = nft_texts(listing)
+    skip = set(skip_tables)
+    tables: dict[tuple[str, str], Table] = {}
+    sets: dict[tuple[str, str], dict[str, ValueSet]] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise RulesetError(f"an element of an unknown form: {item!r}")
+        if "table" in item:
+            t = item["table"]
+            tables[(t["family"], t["name"])] = Table("nftables", t["family"], t["name"])
+        elif "set" in item:
+            s = item["set"]
+            sets.setdefault((s["family"], s["table"]), {})[s["name"]] = _parse_value(s.get("elem", []), {})
+        elif "chain" in item:
+            c = item["chain"]
+            table = tables.get((c["family"], c["table"]))
+            if table is None:
+                raise RulesetError(f"chain {c.get('name')} of an unknown table")
+            table.chains[c["name"]] = Chain(
+                c["name"], hook=c.get("hook"), priority=_prio(c.get("prio", 0)), policy=c.get("policy", "accept")
+            )
+    for item in items:
+        if "rule" not in item:
+            continue
+        r = item["rule"]
+        key = (r["family"], r["table"])
+        if key in skip:
+            continue
+        chain = tables[key].chains.get(r["chain"])
+        if chain is None:
+            raise RulesetError(f"rule in an unknown chain {r['chain']}")
+        handle = str(r.get("handle", ""))
+        text = texts.get((r["family"], r["table"], r["chain"], handle)) or _describe_expr(r.get("expr", []))
+        rule = Rule("nftables", r["family"], r["table"], r["chain"], handle, text)
+        for expr in r.get("expr", []):
+            _nft_expr(rule, expr, sets.get(key, {}))
+        chain.rules.append(rule)
+    return [t for k, t in tables.items() if k not in skip]
+
+
+def _prio(value: Any) -> int:
+    names = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return names.get(value, 0)
+    return 0
+
+
+def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, ValueSet]) -> None:
+    if rule.verdict is not None:
+        return
+    if "match" in expr:
+        rule.matches.append((_nft_match(expr["match"], sets), "match"))
+        return
+    for verdict in _NFT_VERDICTS:
+        if verdict in expr:
+            rule.verdict = verdict
+            if verdict in ("jump", "goto"):
+                rule.target = expr[verdict]["target"]
+            return
+    if "xt" in expr:
+        xt = expr["xt"]
+        if xt.get("type") == "target" and xt.get("name") in _XT_TARGETS:
+            rule.verdict = _XT_TARGETS[xt["name"]]
+        else:
+            rule.matches.append((lambda p: None, f"xt {xt.get('name')}"))
+        return
+    if "limit" in expr or "quota" in expr or "numgen" in str(expr):
+        rule.matches.append((lambda p: None, "a rate limit"))
+
+
+def _describe_expr(expr: Sequence[Mapping[str, Any]]) -> str:
+    return " ".join(next(iter(e)) for e in expr if isinstance(e, dict) and e)
+
+
+# -- iptables-save --------------------------------------------------------------------------------------
+
+
+def parse_iptables_save(text: str, source: str, family: int) -> list[Table]:
+    """``iptables-save`` (or ``ip6tables-save``) output: its tables, chains, policies and rules."""
+    tables: list[Table] = []
+    table: Table | None = None
+    fam = "ip" if family == 4 else "ip6"
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("[") and "] " in line:  # iptables-save -c: counters first
+            line = line.split("] ", 1)[1]
+        if not line or line.startswith("#") or line == "COMMIT":
+            continue
+        if line.startswith("*"):
+            table = Table(source, fam, line[1:])
+            tables.append(table)
+        elif line.startswith(":"):
+            if table is None:
+                raise RulesetError(f"line {no}: a chain before any table")
+            name, policy = line[1:].split()[:2]
+            hook = IPTABLES_HOOKS.get(name)
+            table.chains[name] = Chain(
+                name,
+                hook=hook if table.name in IPTABLES_PRIORITY else None,
+                priority=IPTABLES_PRIORITY.get(table.name, 0),
+                policy=policy.lower() if policy != "-" else "accept",
+            )
+        elif line.startswith("-A "):
+            if table is None:
+                raise RulesetError(f"line {no}: a rule before any table")
+            rule = _iptables_rule(line, table, source, no)
+            table.chains.setdefault(rule.chain, Chain(rule.chain)).rules.append(rule)
+        else:
+            raise RulesetError(f"line {no} of {source} is not iptables-save output: {line[:60]!r}")
+    return tables
+
+
+def _iptables_rule(line: str, table: Table, source: str, no: int) -> Rule:
+    try:
+        tokens = shlex.split(line)
+    except ValueError as e:
+        raise RulesetError(f"line {no}: {e}") from None
+    rule = Rule(source, table.family, table.name, tokens[1], str(no), line)
+    i, negate = 2, False
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "!":
+            negate = True
+            i += 1
+            continue
+        arg = tokens[i + 1] if i + 1 < len(tokens) else ""
+        consumed = 2
+        if tok in ("-p", "--protocol"):
+            value = ValueSet(frozenset({arg.lower(), int(arg) if arg.isdigit() else arg.lower()}))
+
+            def proto(p: Packet, v: ValueSet = value) -> Tri:
+                return _proto_in(p.proto, v)
+
+            rule.matches.append((_maybe_not(proto, negate), f"-p {arg}"))
+        elif tok in ("-s", "--source", "-d", "--destination"):
+            nets = tuple(ipaddress.ip_network(a, strict=False) for a in arg.split(","))
+            is_src = tok in ("-s", "--source")
+
+            def addr(p: Packet, nets: tuple[Network, ...] = nets, is_src: bool = is_src) -> Tri:
+                a = p.saddr if is_src else p.daddr
+                return any(a in n for n in nets if n.version == a.version)
+
+            rule.matches.append((_maybe_not(addr, negate), tok))
+        elif tok in ("-i", "--in-interface", "-o", "--out-interface"):
+            out = tok in ("-o", "--out-interface")
+
+            def iface(p: Packet, name: str = arg, out: bool = out) -> Tri:
+                have = p.oif if out else p.iif
+                if have is None:
+                    return None
+                return have.startswith(name[:-1]) if name.endswith("+") else have == name
+
+            rule.matches.append((_maybe_not(iface, negate), tok))
+        elif tok in ("--dport", "--sport", "--destination-port", "--source-port", "--dports", "--sports"):
+            spans = []
+            for part in arg.split(","):
+                a, _, b = part.partition(":")
+                spans.append((int(a or 0), int(b or 65535) if _ else int(a)))
+            value = ValueSet(ranges=tuple(spans))
+            dest = tok.startswith("--d")
+
+            def port(p: Packet, v: ValueSet = value, dest: bool = dest) -> Tri:
+                if p.proto not in ("udp", "tcp"):
+                    return False
+                return v.port_coverage(p.dport if dest else p.sport)
+
+            rule.matches.append((_maybe_not(port, negate), tok))
+        elif tok in ("--ctstate", "--state"):
+            states = frozenset(s.lower() for s in arg.split(","))
+
+            def state(p: Packet, s: frozenset[str] = states) -> Tri:
+                return p.ct_state in s
+
+            rule.matches.append((_maybe_not(state, negate), tok))
+        elif tok in ("-j", "--jump", "-g", "--goto"):
+            target = arg
+            if tok in ("-g", "--goto"):
+                rule.verdict, rule.target = "goto", target
+            elif target in _XT_TARGETS:
+                rule.verdict = _XT_TARGETS[target]
+            elif target in ("LOG", "NFLOG", "MARK", "CONNMARK", "TRACE", "CT", "NOTRACK", "AUDIT"):
+                rule.verdict = None  # does not decide; its options follow
+            elif target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT", "TPROXY"):
+                rule.verdict = None
+            elif target.isupper() and target not in table.chains:
+                rule.matches.append((lambda p: None, f"target {target}"))
+            else:
+                rule.verdict, rule.target = "jump", target
+            consumed = 2
+            i += consumed
+            # target options (--reject-with ...) run to the end of the rule
+            while i < len(tokens) and tokens[i].startswith("--"):
+                i += 2
+            negate = False
+            continue
+        elif tok in ("-m", "--match"):
+            pass  # the module's options are read as they come
+        elif tok in ("-c",):
+            consumed = 3
+        elif tok == "--comment":
+            pass
+        elif tok.startswith("-"):
+            # An option of a match this reader does not know (mark, set, limit, recent, ...): may match.
+            values = 1
+            while i + values < len(tokens) and not tokens[i + values].startswith("-") and tokens[i + values] != "!":
+                values += 1
+            rule.matches.append((lambda p: None, tok))
+            consumed = values
+        i += consumed
+        negate = False
+    return rule
+
+
+def _maybe_not(m: Match, negate: bool) -> Match:
+    return (lambda p: _not(m(p))) if negate else m
+
+
+# -- evaluation -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Walk:
+    may_match: list[Mapping[str, Any]] = field(default_factory=list)
+    depth: int = 0
+
+
+def evaluate(tables: Sequence[Table], packet: Packet) -> Decision:
+    """What the rules of every table do to ``packet`` at its hook."""
+    base = sorted(
+        ((c, t) for t in tables if t.applies_to(packet.family) for c in t.chains.values() if c.hook == packet.hook),
+        key=lambda ct: ct[0].priority,
+    )
+    walk = _Walk()
+    passed: list[Mapping[str, Any]] = []
+    for chain, table in base:
+        verdict, rule = _run_chain(chain, table, packet, walk)
+        if verdict is None:  # fell off the end: the policy decides
+            policy = {
+                "source": table.source,
+                "family": table.family,
+                "table": table.name,
+                "chain": chain.name,
+                "policy": chain.policy,
+            }
+            if chain.policy in FINAL:
+                return Decision(chain.policy, None, policy, tuple(walk.may_match), tuple(passed))
+            passed.append(policy)
+            continue
+        if verdict in FINAL:
+            return Decision(verdict, rule.cite() if rule else None, None, tuple(walk.may_match), tuple(passed))
+        passed.append(rule.cite() if rule else {})
+    return Decision("accept", passed[-1] if passed else None, None, tuple(walk.may_match), tuple(passed))
+
+
+def _run_chain(chain: Chain, table: Table, packet: Packet, walk: _Walk) -> tuple[str | None, Rule | None]:
+    """(verdict, deciding rule); verdict None when the chain returns or ends without one."""
+    walk.depth += 1
+    if walk.depth > 64:
+        raise RulesetError(f"chain {chain.name}: jumps nested more than 64 deep (a loop?)")
+    try:
+        for rule in chain.rules:
+            matched = _tri_all(m(packet) for m, _ in rule.matches)
+            if matched is False or rule.verdict in (None, "continue"):
+                continue
+            if matched is None:
+                walk.may_match.append(
+                    {
+                        **rule.cite(),
+                        "verdict": rule.verdict,
+                        "unknown": [d for m, d in rule.matches if m(packet) is None],
+                    }
+                )
+                continue
+            if rule.verdict == "return":
+                return None, None
+            if rule.verdict in ("jump", "goto"):
+                target = table.chains.get(rule.target or "")
+                if target is None:
+                    raise RulesetError(f"rule {rule.handle} jumps to an unknown chain {rule.target}")
+                verdict, decider = _run_chain(target, table, packet, walk)
+                if verdict is not None:
+                    return verdict, decider
+                if rule.verdict == "goto":
+                    return None, None
+                continue
+            return rule.verdict, rule
+        return None, None
+    finally:
+        walk.depth -= 1
