@@ -7,10 +7,11 @@ escaped for Markdown and HTML.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from reports import Document
+from reports import Document, each
 from reports.common import packet_log
 from reports.escape import code_span, fence, markdown
 
@@ -81,6 +82,7 @@ def render(doc: Document) -> str:
         f"The diagnosis ran at {_when(doc['started_at'])} and took {doc['duration_s']:.2f} s "
         f"(run {code_span(doc['run_id'])}, runbook {markdown(doc['tool_version'])}).",
         "",
+        *_window(doc.get("outage")),
         "## How it was found",
         "",
         f"`runbook diagnose` queried {name} ({markdown(target['type'])}) through "
@@ -124,6 +126,7 @@ def render(doc: Document) -> str:
         out.append("")
     out += ["## Next steps", ""]
     out += [f"{i}. {_step(step)}" for i, step in enumerate(verdict["next_steps"], 1)]
+    out += _verification(doc.get("verification"))
     out += ["", f"Exit code {doc['exit_code']}.", ""]
     return "\n".join(out)
 
@@ -132,3 +135,41 @@ def _step(text: str) -> str:
     """Next steps carry commands in backticks: keep those as code spans, escape the rest."""
     pieces = text.split("`")
     return "".join(code_span(p) if i % 2 else markdown(p) for i, p in enumerate(pieces))
+
+
+def render_all(docs: Sequence[Document]) -> str:
+    return each(render, docs, "\n---\n\n")
+
+
+def _window(outage: Any) -> list[str]:
+    """The outage window ``runbook watch`` recorded, in the seed's words ("between 1:24 - 1:28pm")."""
+    if not isinstance(outage, dict):
+        return []
+    start = _when(str(outage.get("first_failure")))
+    if outage.get("recovery"):
+        span = f"between {start} and {_when(str(outage['recovery']))}"
+    else:
+        span = f"since {start}, not recovered when the watch ended"
+    verdicts = ", ".join(code_span(v) for v in outage.get("verdicts", []))
+    return [f"`runbook watch` saw the outage {span} ({verdicts}).", ""]
+
+
+def _verification(result: Any) -> list[str]:
+    if not isinstance(result, dict):
+        return []
+    out = [
+        "",
+        "## Verification",
+        "",
+        f"Run {code_span(result.get('verified_by'))} at {_when(str(result.get('at')))} ran the same runbook again: "
+        f"{code_span(result.get('verdict_before'))} then, {code_span(result.get('verdict_now'))} now. "
+        + ("**Verified: the failure is gone and nothing regressed.**" if result.get("ok") else "**Not verified.**"),
+        "",
+    ]
+    for key, words in (("fixed", "Fixed"), ("still_failing", "Still failing"), ("regressed", "Regressed")):
+        for item in result.get(key, []):
+            out.append(
+                f"- {words}: {code_span(item.get('id'))} ({item.get('before')} → {item.get('now')}): "
+                f"{markdown(item.get('summary'))}"
+            )
+    return out

@@ -7,6 +7,7 @@ run document goes into ``rich.text.Text`` objects (never parsed as markup) after
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from reports import Document
+from reports import Document, each
 from reports.common import packet_log
 from reports.escape import terminal
 
@@ -116,6 +117,37 @@ def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
         emoji=False,
     )
     console.print(build(doc), crop=False)
+    return buf.getvalue()
+
+
+def render_all(docs: Sequence[Document], *, color: bool = False, width: int = 100) -> str:
+    return each(lambda d: render(d, color=color, width=width), docs)
+
+
+def history_table(rows: Sequence[Document], *, color: bool = False, width: int = 120) -> str:
+    """``runbook history``: one line a run, newest first."""
+    table = Table(show_header=True, header_style="heading", box=None, pad_edge=False)
+    for column in ("run", "started", "name", "verdict", "exit"):
+        table.add_column(column, no_wrap=True)
+    for r in rows:
+        table.add_row(
+            _t(r["run_id"]),
+            _t(r["started_at"]),
+            _t(str(r["name"]).rstrip(".")),
+            Text(terminal(r["verdict"]), style=f"status.{r['status']}"),
+            _t(r["exit_code"]),
+        )
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=width,
+        theme=THEME,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+    )
+    console.print(table if rows else Text("no recorded run matches", style="hint"))
     return buf.getvalue()
 
 

@@ -6,18 +6,27 @@ Exit codes are the Nagios plugin ones, derived from the verdict: 0 ok, 1 warning
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
-from dataclasses import replace
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from runbook import __version__
-from runbook.errors import InputError
+from runbook.errors import InputError, RunbookError
+
+if TYPE_CHECKING:
+    from runbook.config import Settings
+    from runbook.engine import Plan
+    from runbook.model import Run
+    from runbook.store import Store
 
 app = typer.Typer(
     name="runbook",
@@ -33,6 +42,68 @@ class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
+    junit = "junit"
+    nagios = "nagios"
+    prometheus = "prometheus"
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+# -- options shared by diagnose and watch ------------------------------------------------------------------
+TypeOpt = Annotated[str, typer.Option("--type", "-t", help="Record type to ask for.")]
+ServerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--server",
+        "-s",
+        help="DNS server to diagnose, ADDR[:PORT] or [V6]:PORT; repeatable. Default: the nameservers of resolv.conf.",
+    ),
+]
+ResolverOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resolver",
+        "-r",
+        help="Another resolver to compare answers with, ADDR[:PORT]; repeatable. "
+        "Public resolvers are never asked unless named here.",
+    ),
+]
+AuthOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--authoritative",
+        "-a",
+        help="The zone's authoritative server, ADDR[:PORT]; repeatable. Default: found from the zone's NS records.",
+    ),
+]
+ExpectOpt = Annotated[
+    list[str] | None,
+    typer.Option("--expect", "-e", help="An address the name must resolve to (ground truth); repeatable."),
+]
+SkipOpt = Annotated[list[str] | None, typer.Option("--skip", help="A step to leave out (e.g. web); repeatable.")]
+CountOpt = Annotated[int, typer.Option("--count", help="Queries in the burst that measures loss and latency.")]
+IntervalOpt = Annotated[float, typer.Option("--interval", help="Seconds between the burst's queries.")]
+LossOpt = Annotated[float, typer.Option("--max-loss", help="Share of the burst that may be lost (dns-degraded).")]
+RttOpt = Annotated[float, typer.Option("--max-rtt", help="Median answer time (s) above which DNS is degraded.")]
+TimeoutOpt = Annotated[
+    float, typer.Option(help="Budget in seconds of the network steps; they run concurrently, so it bounds the run.")
+]
+ResolvOpt = Annotated[Path, typer.Option("--resolv-conf", help="The resolv.conf to read servers and options from.")]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="The run store (SQLite). Default: $RUNBOOK_STORE, else $XDG_STATE_HOME/dns-runbook/runs.db.",
+        show_default=False,
+    ),
+]
+NoRecordOpt = Annotated[bool, typer.Option("--no-record", help="Do not write the run to the store.")]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.")
+]
 
 
 def _version(value: bool) -> None:
@@ -56,126 +127,399 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_UNKNOWN)
 
 
+def warn(message: str) -> None:
+    sys.stderr.write(f"runbook: warning: {message}\n")
+
+
+def _settings(
+    name: str,
+    rdtype: str,
+    server: list[str] | None,
+    resolver: list[str] | None,
+    authoritative: list[str] | None,
+    expect: list[str] | None,
+    skip: list[str] | None,
+    count: int,
+    interval: float,
+    max_loss: float,
+    max_rtt: float,
+    timeout: float,
+    resolv_conf: Path,
+) -> Settings:
+    from runbook import config
+    from runbook.steps import STEP_IDS
+
+    return config.build(
+        name,
+        rdtype,
+        server or (),
+        resolver or (),
+        authoritative or (),
+        expect or (),
+        skip or (),
+        STEP_IDS,
+        timeout,
+        count,
+        interval,
+        max_loss,
+        max_rtt,
+        resolv_conf,
+    )
+
+
+def _plan(settings: Settings) -> Plan:
+    from runbook import engine
+    from runbook.steps import RUNBOOK
+
+    return engine.plan(settings, RUNBOOK)
+
+
+def _open_store(path: Path | None) -> Store:
+    from runbook.store import Store, default_path
+
+    return Store(path or default_path())
+
+
+def _record(docs: Sequence[Mapping[str, Any]], store_path: Path | None, no_record: bool) -> None:
+    """Write the runs to the store. A store that fails costs nothing but this warning."""
+    if no_record:
+        return
+    try:
+        with _open_store(store_path) as store:
+            for doc in docs:
+                store.record(doc)
+    except RunbookError as e:
+        warn(f"the run was not recorded: {e}")
+
+
+def _config_plans(config_file: Path) -> tuple[list[Plan], list[str], int]:
+    from runbook import config
+    from runbook.steps import STEP_IDS
+
+    targets, concurrency = config.load_config(config_file, STEP_IDS)
+    return [_plan(t.settings) for t in targets], [t.expect_verdict for t in targets], concurrency
+
+
 @app.command()
 def diagnose(
-    name: Annotated[str, typer.Argument(help="The name users cannot resolve, e.g. yummyrecipesforme.com.")],
-    rdtype: Annotated[str, typer.Option("--type", "-t", help="Record type to ask for.")] = "A",
-    server: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--server",
-            "-s",
-            help="DNS server to diagnose, ADDR[:PORT] or [V6]:PORT; repeatable. "
-            "Default: the nameservers of resolv.conf.",
-        ),
+    name: Annotated[
+        str | None, typer.Argument(help="The name users cannot resolve, e.g. yummyrecipesforme.com.")
     ] = None,
-    resolver: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--resolver",
-            "-r",
-            help="Another resolver to compare answers with, ADDR[:PORT]; repeatable. "
-            "Public resolvers are never asked unless named here.",
-        ),
-    ] = None,
-    authoritative: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--authoritative",
-            "-a",
-            help="The zone's authoritative server, ADDR[:PORT]; repeatable. Default: found from the zone's NS records.",
-        ),
-    ] = None,
-    expect: Annotated[
-        list[str] | None,
-        typer.Option("--expect", "-e", help="An address the name must resolve to (ground truth); repeatable."),
-    ] = None,
-    skip: Annotated[
-        list[str] | None, typer.Option("--skip", help="A step to leave out (e.g. web, ping); repeatable.")
-    ] = None,
-    count: Annotated[
-        int, typer.Option("--count", help="Queries in the burst that measures loss and latency (0: none).")
-    ] = 10,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between the burst's queries.")] = 0.02,
-    max_loss: Annotated[
-        float, typer.Option("--max-loss", help="Share of the burst that may be lost before dns-degraded.")
-    ] = 0.1,
-    max_rtt: Annotated[
-        float, typer.Option("--max-rtt", help="Median answer time (seconds) above which DNS is degraded.")
-    ] = 0.25,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            help="Budget in seconds for the network steps; they run concurrently, so it bounds the whole run."
-        ),
-    ] = 2.0,
+    rdtype: TypeOpt = "A",
+    server: ServerOpt = None,
+    resolver: ResolverOpt = None,
+    authoritative: AuthOpt = None,
+    expect: ExpectOpt = None,
+    skip: SkipOpt = None,
+    count: CountOpt = 10,
+    interval: IntervalOpt = 0.02,
+    max_loss: LossOpt = 0.1,
+    max_rtt: RttOpt = 0.25,
+    timeout: TimeoutOpt = 2.0,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+    output: OutputOpt = None,
+    resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Diagnose every target of this runbook.toml at once.")
     ] = None,
-    resolv_conf: Annotated[
-        Path, typer.Option("--resolv-conf", help="The resolv.conf to read servers and options from.")
-    ] = Path("/etc/resolv.conf"),
+    store: StoreOpt = None,
+    no_record: NoRecordOpt = False,
 ) -> None:
-    """Run the whole runbook for NAME and print the findings, the verdict and the next steps."""
-    from runbook import config, engine
-    from runbook.steps import RUNBOOK, STEP_IDS
+    """Run the whole runbook for NAME (or every target of --config) and print the findings, the verdict
+    and the next steps. Exit 0 ok, 1 warning, 2 critical, 3 unknown (the worst target's, with --config)."""
+    from runbook import engine
+    from runbook.model import worst_exit_code
+    from runbook.steps import RUNBOOK
 
+    if (name is None) == (config_file is None):
+        fail("give a NAME to diagnose, or --config FILE (not both)")
     try:
-        settings = config.Settings(
-            target=replace(config.parse_name(name), rdtype=config.parse_rdtype(rdtype)),
-            servers=tuple(config.parse_server(s) for s in server or ()),
-            resolvers=tuple(config.parse_server(s) for s in resolver or ()),
-            authoritative=tuple(config.parse_server(s) for s in authoritative or ()),
-            expect=tuple(config.parse_address(a) for a in expect or ()),
-            skip=config.parse_skip(skip or (), STEP_IDS),
-            burst_count=int(config.parse_positive("--count", count + 1, 1001)) - 1,
-            burst_interval=config.parse_positive("--interval", interval, 10),
-            max_loss=config.parse_fraction("--max-loss", max_loss),
-            max_rtt=config.parse_positive("--max-rtt", max_rtt, 60),
-            timeout=config.parse_timeout(timeout),
-            resolv_conf=resolv_conf,
-        )
-        plan = engine.plan(settings, RUNBOOK)
+        if config_file is not None:
+            plans, _, concurrency = _config_plans(config_file)
+        else:
+            assert name is not None
+            plans = [
+                _plan(
+                    _settings(
+                        name,
+                        rdtype,
+                        server,
+                        resolver,
+                        authoritative,
+                        expect,
+                        skip,
+                        count,
+                        interval,
+                        max_loss,
+                        max_rtt,
+                        timeout,
+                        resolv_conf,
+                    )
+                )
+            ]
+            concurrency = 1
     except InputError as e:
         fail(str(e))
 
-    live = fmt is Format.text and output is None and sys.stderr.isatty()
+    live = fmt is Format.text and output is None and sys.stderr.isatty() and len(plans) == 1
     if live:
         from rich.console import Console
 
         from reports.text import THEME, LiveProgress
 
         with LiveProgress(Console(stderr=True, theme=THEME), list(RUNBOOK)) as progress:
-            run = engine.run_sync(plan, progress)
+            runs = [engine.run_sync(plans[0], progress)]
     else:
-        run = engine.run_sync(plan)
-    emit(run.to_document(), fmt, output)
-    raise typer.Exit(run.exit_code)
+        runs = asyncio.run(engine.execute_many(plans, concurrency))
+    docs = [r.to_document() for r in runs]
+    emit(docs, fmt, output)
+    _record(docs, store, no_record)
+    raise typer.Exit(worst_exit_code([r.exit_code for r in runs]))
 
 
-def emit(doc: dict[str, object], fmt: Format, output: Path | None) -> None:
+def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) -> None:
     """Render and write. A report that cannot be written to ``output`` goes to stdout instead."""
     from reports import RENDERERS
 
     if fmt is Format.text:
-        from reports.text import render as render_text
+        from reports.text import render_all
 
         to_terminal = output is None and sys.stdout.isatty()
         color = to_terminal and not os.environ.get("NO_COLOR")
         width = shutil.get_terminal_size((100, 24)).columns if to_terminal else 100
-        text = render_text(doc, color=color, width=width)
+        text = render_all(docs, color=color, width=width)
     else:
-        text = RENDERERS[fmt.value](doc)
+        text = RENDERERS[fmt.value](docs)
     if output is None:
         sys.stdout.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        _write_atomically(output, text)
     except OSError as e:
         sys.stdout.write(text)
         fail(f"cannot write {output}: {e.strerror or e}; the report was printed instead")
     sys.stderr.write(f"runbook: report written to {output}\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A reader (node_exporter's textfile collector, a CI step) never sees half a report."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def history(
+    name: Annotated[str | None, typer.Argument(help="Only the runs for this name.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only runs since: 30m, 6h, 2d, or a date (2026-11-25).")] = None,
+    verdict: Annotated[str | None, typer.Option(help="Only runs with this verdict code.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
+    fmt: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.text,
+    store: StoreOpt = None,
+) -> None:
+    """List the recorded runs, newest first."""
+    import json
+
+    from runbook.config import parse_name, parse_since
+
+    try:
+        after = parse_since(since, time.time()) if since else None
+        wanted = parse_name(name).name if name else None
+        if not 1 <= limit <= 100_000:
+            raise InputError(f"--limit {limit} is out of range: give 1 to 100000")
+        with _open_store(store) as s:
+            rows = s.history(wanted, after, verdict, limit)
+    except RunbookError as e:
+        fail(str(e))
+    if fmt is ListFormat.json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        return
+    from reports.text import history_table
+
+    sys.stdout.write(
+        history_table([r.to_dict() for r in rows], color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    )
+
+
+def _stored(store: Store, run_id: str) -> dict[str, Any]:
+    doc = store.get(run_id)
+    if doc is None:
+        raise InputError(f"no run {run_id!r} in the store {store.path} (see `runbook history`)")
+    return doc
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run to render (see `runbook history`).")],
+    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.markdown,
+    output: OutputOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Render a recorded run, exactly as it was rendered live (plus its outage window and verification,
+    when `watch` and `verify` recorded them)."""
+    try:
+        with _open_store(store) as s:
+            doc = _stored(s, run_id)
+            verifications = s.verifications(run_id)
+            outage = s.outage_for(run_id)
+    except RunbookError as e:
+        fail(str(e))
+    if verifications:
+        doc["verification"] = verifications[-1]
+    if outage:
+        doc["outage"] = outage
+    emit([doc], fmt, output)
+    raise typer.Exit(doc["exit_code"])
+
+
+@app.command()
+def verify(
+    run_id: Annotated[str | None, typer.Argument(help="The run of the incident (see `runbook history`).")] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Check every target of this runbook.toml against the "
+            "verdict it expects (expect_verdict, default healthy).",
+        ),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Format of the new run's report.")] = Format.text,
+    store: StoreOpt = None,
+    no_record: NoRecordOpt = False,
+) -> None:
+    """Prove a fix: run the same target with the same options again, and compare finding by finding.
+    Exit 0 only when the verdict is healthy and nothing regressed."""
+    from runbook import config, engine
+    from runbook.steps import STEP_IDS
+    from runbook.verify import compare_runs, describe
+
+    if (run_id is None) == (config_file is None):
+        fail("give the RUN_ID to verify, or --config FILE (not both)")
+    if config_file is not None:
+        try:
+            plans, expected, concurrency = _config_plans(config_file)
+        except InputError as e:
+            fail(str(e))
+        runs = asyncio.run(engine.execute_many(plans, concurrency))
+        docs = [r.to_document() for r in runs]
+        _record(docs, store, no_record)
+        mismatches = 0
+        for run, want in zip(runs, expected, strict=True):
+            ok = run.verdict.code == want
+            mismatches += not ok
+            sys.stdout.write(
+                f"{'ok  ' if ok else 'FAIL'} {run.target.display}: {run.verdict.code}"
+                f"{'' if ok else f' (expected {want})'}: {run.verdict.summary}\n"
+            )
+        raise typer.Exit(0 if not mismatches else 2)
+
+    assert run_id is not None
+    try:
+        with _open_store(store) as s:
+            before = _stored(s, run_id)
+        plan = _plan(config.from_document(before, STEP_IDS))
+    except RunbookError as e:
+        fail(str(e))
+    after = engine.run_sync(plan).to_document()
+    result = compare_runs(before, after)
+    emit([after], fmt, None)
+    sys.stdout.write("\n".join([f"verification of {run_id} by {after['run_id']}:", *describe(result)]) + "\n")
+    if not no_record:
+        try:
+            with _open_store(store) as s:
+                s.record(after)
+                s.record_verification(run_id, after["run_id"], after["started_at"], result)
+        except RunbookError as e:
+            warn(f"the verification was not recorded: {e}")
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def watch(
+    name: Annotated[str, typer.Argument(help="The name to watch.")],
+    every: Annotated[float, typer.Option("--interval", "-i", help="Seconds between runs.")] = 10.0,
+    until_healthy: Annotated[bool, typer.Option("--until-healthy", help="Stop at the first healthy run.")] = False,
+    max_duration: Annotated[float | None, typer.Option("--max-duration", help="Stop after this many seconds.")] = None,
+    rdtype: TypeOpt = "A",
+    server: ServerOpt = None,
+    resolver: ResolverOpt = None,
+    authoritative: AuthOpt = None,
+    expect: ExpectOpt = None,
+    skip: SkipOpt = None,
+    timeout: TimeoutOpt = 2.0,
+    resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
+    store: StoreOpt = None,
+    no_record: NoRecordOpt = False,
+) -> None:
+    """Run the runbook again and again; print only the changes; record the outage window (first failure,
+    recovery) in the store. Ctrl-C ends it cleanly, with the window so far."""
+    from runbook import engine
+    from runbook.model import rfc3339
+
+    try:
+        if not 0.1 <= every <= 86_400:
+            raise InputError(f"--interval {every:g} is out of range: give 0.1 to 86400 seconds")
+        if max_duration is not None and max_duration <= 0:
+            raise InputError("--max-duration must be more than 0 seconds")
+        plan = _plan(
+            _settings(
+                name, rdtype, server, resolver, authoritative, expect, skip, 10, 0.02, 0.1, 0.25, timeout, resolv_conf
+            )
+        )
+    except InputError as e:
+        fail(str(e))
+
+    def on_run(run: Run, previous: str | None) -> None:
+        _record([run.to_document()], store, no_record)
+        if run.verdict.code != previous:
+            stamp = time.strftime("%H:%M:%S", time.localtime(run.started_at))
+            sys.stdout.write(
+                f"{stamp} {run.verdict.status.value.upper()} {run.verdict.code} ({run.run_id}): {run.verdict.summary}\n"
+            )
+            sys.stdout.flush()
+
+    def on_outage(outage: engine.Outage) -> None:
+        window = outage.to_dict()
+        sys.stdout.write(
+            f"outage of {outage.first_failure.target.display}: between {_clock(window['first_failure'])}"
+            f" and {_clock(window['recovery'])} ({', '.join(outage.verdicts)})\n"
+        )
+        if not no_record:
+            try:
+                with _open_store(store) as s:
+                    s.record_outage(window)
+            except RunbookError as e:
+                warn(f"the outage window was not recorded: {e}")
+
+    last, ongoing = asyncio.run(engine.watch(plan, every, until_healthy, max_duration, on_run, on_outage))
+    if ongoing is not None:
+        window = ongoing.to_dict()
+        sys.stdout.write(
+            f"outage of {ongoing.first_failure.target.display} since {_clock(window['first_failure'])}, "
+            f"still going at {_clock(rfc3339(time.time()))}\n"
+        )
+        if not no_record:
+            try:
+                with _open_store(store) as s:
+                    s.record_outage(window)
+            except RunbookError as e:
+                warn(f"the outage window was not recorded: {e}")
+    raise typer.Exit(last.exit_code if last else EXIT_UNKNOWN)
+
+
+def _clock(rfc3339: object) -> str:
+    from datetime import datetime
+
+    if not isinstance(rfc3339, str):
+        return "?"
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
 
 
 def run(argv: list[str] | None = None) -> NoReturn:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runbook.errors import InputError
 from runbook.model import Server, Target
@@ -163,3 +164,206 @@ def parse_skip(names: Iterable[str], known: Sequence[str]) -> frozenset[str]:
     if unknown:
         raise InputError(f"unknown step {unknown[0]!r} for --skip: the steps are {', '.join(known)}")
     return frozenset(names)
+
+
+def build(
+    name: str,
+    rdtype: str = "A",
+    servers: Sequence[str] = (),
+    resolvers: Sequence[str] = (),
+    authoritative: Sequence[str] = (),
+    expect: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    known_steps: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    count: int = 10,
+    interval: float = 0.02,
+    max_loss: float = 0.1,
+    max_rtt: float = 0.25,
+    resolv_conf: Path = SYSTEM_RESOLV_CONF,
+) -> Settings:
+    """Settings from what a user typed or wrote in a config file; every value is validated here."""
+    from dataclasses import replace
+
+    if not 0 <= count <= 1000:
+        raise InputError(f"--count {count} is out of range: give 0 to 1000 queries")
+    return Settings(
+        target=replace(parse_name(name), rdtype=parse_rdtype(rdtype)),
+        servers=tuple(parse_server(s) for s in servers),
+        resolvers=tuple(parse_server(s) for s in resolvers),
+        authoritative=tuple(parse_server(s) for s in authoritative),
+        expect=tuple(parse_address(a) for a in expect),
+        skip=parse_skip(skip, known_steps) if known_steps else frozenset(skip),
+        burst_count=count,
+        burst_interval=parse_positive("--interval", interval, 10),
+        max_loss=parse_fraction("--max-loss", max_loss),
+        max_rtt=parse_positive("--max-rtt", max_rtt, 60),
+        timeout=parse_timeout(timeout),
+        resolv_conf=resolv_conf,
+    )
+
+
+def from_document(doc: Mapping[str, Any], known_steps: Sequence[str]) -> Settings:
+    """The settings a recorded run was made with, to run it again (``runbook verify``)."""
+    target = doc["target"]
+    options = target.get("options", {})
+    return build(
+        target.get("display_name") or target["name"],
+        target.get("type", "A"),
+        servers=target["servers"] if target.get("servers_from") == "command line" else (),
+        resolvers=options.get("resolvers", ()),
+        authoritative=options.get("authoritative", ()),
+        expect=options.get("expect", ()),
+        skip=options.get("skip", ()),
+        known_steps=known_steps,
+        timeout=options.get("timeout_s", DEFAULT_TIMEOUT),
+        count=options.get("burst_count", 10),
+        interval=options.get("burst_interval_s", 0.02),
+        max_loss=options.get("max_loss", 0.1),
+        max_rtt=options.get("max_rtt_s", 0.25),
+        resolv_conf=Path(target["servers_from"])
+        if target.get("servers_from", "").startswith("/")
+        else SYSTEM_RESOLV_CONF,
+    )
+
+
+# -- runbook.toml ---------------------------------------------------------------------------------------
+
+_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a name"),
+    "type": (str, "a record type"),
+    "servers": (list, "a list of addresses"),
+    "resolvers": (list, "a list of addresses"),
+    "authoritative": (list, "a list of addresses"),
+    "expect": (list, "a list of addresses"),
+    "skip": (list, "a list of step names"),
+    "timeout": ((int, float), "a number of seconds"),
+    "count": (int, "a whole number"),
+    "interval": ((int, float), "a number of seconds"),
+    "max_loss": ((int, float), "a share from 0 to 1"),
+    "max_rtt": ((int, float), "a number of seconds"),
+    "expect_verdict": (str, "a verdict code"),
+}
+_TOP = {"timeout", "count", "interval", "max_loss", "max_rtt", "skip", "resolvers", "concurrency", "target"}
+_PER_TARGET = set(_TYPES)
+
+
+@dataclass(frozen=True)
+class ConfigTarget:
+    settings: Settings
+    expect_verdict: str
+    line: int
+
+
+def _line_of(text: str, key: str, occurrence: int | None) -> int:
+    """The line where ``key =`` is set: in the ``occurrence``-th ``[[target]]`` table, or at the top."""
+    lines = text.splitlines()
+    table = -1
+    for no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if re.match(r"^\[\[\s*target\s*\]\]", line):
+            table += 1
+        elif line.startswith("["):
+            table = 10**9
+        elif re.match(rf"^{re.escape(key)}\s*=", line) and (
+            (occurrence is None and table == -1) or (occurrence is not None and table == occurrence)
+        ):
+            return no
+    for no, raw in enumerate(lines, 1):  # a key of a table we did not track: its first mention
+        if re.match(rf"^\s*{re.escape(key)}\s*=", raw):
+            return no
+    return 0
+
+
+def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarget], int]:
+    """The targets of a ``runbook.toml``, and how many may run at once. Every mistake is an InputError
+    naming the file, the line and the key."""
+    import difflib
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML: {e}") from None
+
+    def fail(key: str, occurrence: int | None, why: str) -> InputError:
+        line = _line_of(text, key, occurrence)
+        where = f"{path}:{line}" if line else str(path)
+        scope = f"target {occurrence + 1}: " if occurrence is not None else ""
+        return InputError(f"{where}: {scope}{why}")
+
+    def check(key: str, value: object, occurrence: int | None, allowed: set[str]) -> None:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            raise fail(key, occurrence, f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        expected, words = _TYPES.get(key, ((int,), "a whole number") if key == "concurrency" else (list, "tables"))
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise fail(key, occurrence, f"{key!r} must be {words}, not {type(value).__name__}")
+        if isinstance(value, list) and key != "target" and not all(isinstance(v, str) for v in value):
+            raise fail(key, occurrence, f"{key!r} must be {words}")
+
+    for key, value in data.items():
+        check(key, value, None, _TOP)
+    targets = data.get("target", [])
+    if not targets:
+        raise InputError(f"{path}: no [[target]] table: nothing to diagnose")
+    defaults = {k: v for k, v in data.items() if k not in ("target", "concurrency")}
+    result: list[ConfigTarget] = []
+    for i, table in enumerate(targets):
+        for key, value in table.items():
+            check(key, value, i, _PER_TARGET)
+        if "name" not in table:
+            raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: 'name' is missing")
+        merged = {**defaults, **table}
+        try:
+            settings = build(
+                merged["name"],
+                merged.get("type", "A"),
+                merged.get("servers", ()),
+                merged.get("resolvers", ()),
+                merged.get("authoritative", ()),
+                merged.get("expect", ()),
+                merged.get("skip", ()),
+                known_steps,
+                float(merged.get("timeout", DEFAULT_TIMEOUT)),
+                int(merged.get("count", 10)),
+                float(merged.get("interval", 0.02)),
+                float(merged.get("max_loss", 0.1)),
+                float(merged.get("max_rtt", 0.25)),
+            )
+        except InputError as e:
+            raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: {e}") from None
+        result.append(ConfigTarget(settings, str(merged.get("expect_verdict", "healthy")), _nth_target_line(text, i)))
+    concurrency = data.get("concurrency", 8)
+    if not 1 <= concurrency <= 64:
+        raise fail("concurrency", None, "'concurrency' must be from 1 to 64")
+    return result, int(concurrency)
+
+
+def _nth_target_line(text: str, n: int) -> int:
+    seen = -1
+    for no, raw in enumerate(text.splitlines(), 1):
+        if re.match(r"^\s*\[\[\s*target\s*\]\]", raw):
+            seen += 1
+            if seen == n:
+                return no
+    return 0
+
+
+def parse_since(text: str, now: float) -> float:
+    """``30m``, ``6h``, ``2d``, ``90s`` ago, or a date / RFC 3339 time: an epoch."""
+    from datetime import datetime
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return now - float(m.group(1)) * unit
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--since {text!r}: give a duration (30m, 6h, 2d) or a date (2026-11-25)") from None
+    return when.timestamp()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from runbook.context import Context
 from runbook.diagnosis import diagnose
 from runbook.errors import InputError
 from runbook.hostfiles import ResolvConf, read_resolv_conf
-from runbook.model import Finding, Run, Server, Status, StepResult, worst
+from runbook.model import Finding, Run, Server, Status, StepResult, rfc3339, worst
 from runbook.steps import Step
 
 
@@ -161,3 +161,73 @@ def _error_result(step: Step, t0: float, reason: str) -> StepResult:
 
 def run_sync(p: Plan, observer: Observer | None = None) -> Run:
     return asyncio.run(execute(p, observer))
+
+
+async def execute_many(plans: list[Plan], concurrency: int) -> list[Run]:
+    """Several targets at once (``diagnose --config``), at most ``concurrency`` at a time, in their order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(p: Plan) -> Run:
+        async with gate:
+            return await execute(p)
+
+    return list(await asyncio.gather(*(one(p) for p in plans)))
+
+
+@dataclass
+class Outage:
+    """A window from the first failing run to the first healthy one after it (None while it lasts)."""
+
+    first_failure: Run
+    recovery: Run | None = None
+    verdicts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.first_failure.target.name,
+            "first_failure": rfc3339(self.first_failure.started_at),
+            "recovery": rfc3339(self.recovery.started_at) if self.recovery else None,
+            "first_run_id": self.first_failure.run_id,
+            "recovery_run_id": self.recovery.run_id if self.recovery else None,
+            "verdicts": self.verdicts,
+        }
+
+
+async def watch(
+    p: Plan,
+    interval: float,
+    until_healthy: bool,
+    max_duration: float | None,
+    on_run: Callable[[Run, str | None], None],
+    on_outage: Callable[[Outage], None],
+) -> tuple[Run | None, Outage | None]:
+    """Run the runbook every ``interval`` seconds; ``on_run(run, previous verdict)`` for every run and
+    ``on_outage`` for every window that closes. Stops when healthy with ``until_healthy``, after
+    ``max_duration`` seconds, or when cancelled (Ctrl-C). Returns the last run and the window still open."""
+    start = time.monotonic()
+    previous: str | None = None
+    last: Run | None = None
+    open_window: Outage | None = None
+    try:
+        while True:
+            run = await execute(p)
+            last = run
+            healthy = run.verdict.code == "healthy"
+            if not healthy:
+                if open_window is None:
+                    open_window = Outage(run)
+                if not open_window.verdicts or open_window.verdicts[-1] != run.verdict.code:
+                    open_window.verdicts.append(run.verdict.code)
+            elif open_window is not None:
+                open_window.recovery = run
+                on_outage(open_window)
+                open_window = None
+            on_run(run, previous)
+            previous = run.verdict.code
+            if until_healthy and healthy:
+                return last, None
+            if max_duration is not None and time.monotonic() - start + interval > max_duration:
+                return last, open_window
+            await asyncio.sleep(interval)
+    except asyncio.CancelledError:
+        return last, open_window

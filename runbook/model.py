@@ -220,3 +220,11 @@ class Run:
             "verdict": self.verdict.to_dict(),
             "exit_code": self.exit_code,
         }
+
+
+_EXIT_SEVERITY = {0: 0, 1: 1, 3: 2, 2: 3}
+
+
+def worst_exit_code(codes: Sequence[int]) -> int:
+    """The exit code of several runs: the worst, ranked as :class:`Status` ranks (critical worst)."""
+    return max(codes, key=lambda c: _EXIT_SEVERITY.get(c, 2), default=0)

@@ -1,13 +1,19 @@
-"""Shared test helpers: every run document a test sees is validated against the shipped schema."""
+"""Shared test helpers: every run document a test sees is validated against the shipped schema, and no
+test writes to the user's own run store."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 import jsonschema
 import pytest
 
 from runbook.schema import run_schema
+
+# Every runbook the tests start (in-process, in a subprocess, in a lab namespace) records here.
+os.environ["RUNBOOK_STORE"] = os.path.join(tempfile.mkdtemp(prefix="runbook-test-store-"), "runs.db")
 
 _VALIDATOR = jsonschema.Draft202012Validator(run_schema(), format_checker=jsonschema.FormatChecker())
 

@@ -60,7 +60,7 @@ def make_run(summary: str = EVIL) -> Run:
 
 def test_json_is_the_schema_document() -> None:
     doc = make_run().to_document()
-    out = RENDERERS["json"](doc)
+    out = RENDERERS["json"]([doc])
     back = validate_document(json.loads(out))
     assert back["verdict"]["code"] == "dns-service-down" and back["exit_code"] == 2
     assert "\x1b" not in out
@@ -84,7 +84,7 @@ def test_terminal_report_shows_hostile_text_inert() -> None:
 
 
 def test_markdown_report_follows_the_seed_and_escapes() -> None:
-    out = RENDERERS["markdown"](make_run().to_document())
+    out = RENDERERS["markdown"]([make_run().to_document()])
     for heading in (
         "## The problem seen in the DNS and ICMP traffic",
         "## When it happened",

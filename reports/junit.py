@@ -1,0 +1,99 @@
+"""``--format junit``: what CI systems read. One testsuite per target, one testcase per step (and one for the
+verdict), failures carrying the findings' summaries. Built with ElementTree, never with string formatting;
+shaped by the Ant JUnit schema CI tools accept (testsuites/testsuite with id, package, hostname, a
+timezone-less timestamp, properties, system-out and system-err)."""
+
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import datetime
+
+from reports import Document
+from reports.escape import terminal
+
+_FAILING = {"critical", "unknown"}
+
+
+def render_all(docs: Sequence[Document]) -> str:
+    root = ET.Element("testsuites", {"name": "runbook"})
+    host = socket.gethostname() or "localhost"
+    for i, doc in enumerate(docs):
+        root.append(_suite(doc, i, host))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _suite(doc: Document, index: int, host: str) -> ET.Element:
+    target = doc["target"]
+    name = _clean(target.get("display_name") or target["name"])
+    by_id = {f["id"]: f for f in doc["findings"]}
+    stamp = datetime.fromisoformat(doc["started_at"].replace("Z", "+00:00")).strftime("%Y-%m-%dT%H:%M:%S")
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": name,
+            "package": "runbook",
+            "id": str(index),
+            "hostname": host,
+            "timestamp": stamp,
+            "time": f"{doc['duration_s']:.6f}",
+        },
+    )
+    props = ET.SubElement(suite, "properties")
+    verdict = doc["verdict"]
+    for key, value in (
+        ("run_id", doc["run_id"]),
+        ("verdict", verdict["code"]),
+        ("status", verdict["status"]),
+        ("confidence", verdict["confidence"]),
+        ("type", target["type"]),
+        ("servers", ", ".join(target["servers"])),
+        ("exit_code", str(doc["exit_code"])),
+    ):
+        ET.SubElement(props, "property", {"name": key, "value": _clean(value)})
+    failures = errors = skipped = tests = 0
+    for step in doc["steps"]:
+        tests += 1
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"name": step["id"], "classname": f"runbook.{name}", "time": f"{step.get('duration_s', 0):.6f}"},
+        )
+        findings = [by_id[i] for i in step["findings"] if i in by_id]
+        bad = [f for f in findings if f["status"] in _FAILING]
+        if step["status"] == "skipped":
+            skipped += 1
+            ET.SubElement(case, "skipped", {"message": _clean(step.get("reason") or "skipped")})
+        elif step["status"] == "error":
+            errors += 1
+            err = ET.SubElement(
+                case,
+                "error",
+                {"type": "error", "message": _clean(findings[0]["summary"] if findings else step.get("reason", ""))},
+            )
+            err.text = _clean("\n".join(f["summary"] for f in findings))
+        elif bad:
+            failures += 1
+            fail = ET.SubElement(case, "failure", {"type": bad[0]["status"], "message": _clean(bad[0]["summary"])})
+            fail.text = _clean("\n".join(f"{f['id']}: {f['summary']}" for f in bad))
+    tests += 1
+    case = ET.SubElement(suite, "testcase", {"name": "verdict", "classname": f"runbook.{name}", "time": "0"})
+    if verdict["status"] in _FAILING:
+        failures += 1
+        fail = ET.SubElement(case, "failure", {"type": verdict["code"], "message": _clean(verdict["summary"])})
+        fail.text = _clean("\n".join(verdict["next_steps"]))
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    out = ET.SubElement(suite, "system-out")
+    out.text = _clean(f"{verdict['code']}: {verdict['summary']}")
+    ET.SubElement(suite, "system-err")
+    return suite
+
+
+def _clean(value: object) -> str:
+    """Text fit for XML 1.0: no control characters (they are shown escaped, as on a terminal)."""
+    return terminal(value)
