@@ -47,11 +47,12 @@ def _safe(text: object) -> str:
 
 
 def _label(text: str) -> str:
-    return "'" + text.replace("'", "''").replace("=", "_") + "'"
+    """Quoted (a quote inside doubled); no spaces or '=', so that space-separated perfdata splits cleanly."""
+    return "'" + terminal(text).replace("'", "''").replace("=", "_").replace(" ", "_") + "'"
 
 
 def _perfdata(doc: Document, prefix: bool) -> list[str]:
-    name = f"{_name(doc)} " if prefix else ""
+    name = f"{_name(doc)}_" if prefix else ""
     options = doc["target"].get("options", {})
     out = [f"{_label(name + 'time')}={doc['duration_s']:.6f}s;;;0"]
     for f in doc["findings"]:
@@ -59,19 +60,19 @@ def _perfdata(doc: Document, prefix: bool) -> list[str]:
         server = f.get("server", "")
         if f["step"] == "udp53":
             if ev.get("outcome") == "answer" and ev.get("rtt_s") is not None:
-                out.append(f"{_label(f'{name}udp_rtt {server}')}={ev['rtt_s']:.6f}s;;;0")
+                out.append(f"{_label(f'{name}udp_rtt_{server}')}={ev['rtt_s']:.6f}s;;;0")
             burst = ev.get("burst")
             if isinstance(burst, dict):
                 warn = options.get("max_loss")
                 out.append(
-                    f"{_label(f'{name}loss {server}')}={burst['loss'] * 100:.1f}%;"
+                    f"{_label(f'{name}loss_{server}')}={burst['loss'] * 100:.1f}%;"
                     f"{warn * 100 if isinstance(warn, (int, float)) else ''};;0;100"
                 )
                 if burst.get("rtt_median_s") is not None:
                     rtt_warn = options.get("max_rtt_s", "")
-                    out.append(f"{_label(f'{name}median_rtt {server}')}={burst['rtt_median_s']:.6f}s;{rtt_warn};;0")
+                    out.append(f"{_label(f'{name}median_rtt_{server}')}={burst['rtt_median_s']:.6f}s;{rtt_warn};;0")
         elif f["step"] == "tcp53" and ev.get("outcome") == "answer" and ev.get("rtt_s") is not None:
-            out.append(f"{_label(f'{name}tcp_rtt {server}')}={ev['rtt_s']:.6f}s;;;0")
+            out.append(f"{_label(f'{name}tcp_rtt_{server}')}={ev['rtt_s']:.6f}s;;;0")
         elif f["step"] == "ping" and ev.get("sent"):
-            out.append(f"{_label(f'{name}ping_loss {server}')}={ev.get('loss', 0) * 100:.1f}%;;;0;100")
+            out.append(f"{_label(f'{name}ping_loss_{server}')}={ev.get('loss', 0) * 100:.1f}%;;;0;100")
     return out
