@@ -50,7 +50,8 @@ def test_junit_is_shaped_as_the_ant_junit_schema_requires() -> None:
             assert suite.get(attr), attr
         assert suite.get("id") == str(i)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp", ""))
-        assert [c.tag for c in suite][0] == "properties" and [c.tag for c in suite][-2:] == ["system-out", "system-err"]
+        tags = [c.tag for c in suite]
+        assert tags[0] == "properties" and tags[-2:] == ["system-out", "system-err"]
         cases = suite.findall("testcase")
         assert int(suite.get("tests", 0)) == len(cases)
         for case in cases:
