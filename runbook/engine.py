@@ -218,11 +218,11 @@ async def watch(
                     open_window = Outage(run)
                 if not open_window.verdicts or open_window.verdicts[-1] != run.verdict.code:
                     open_window.verdicts.append(run.verdict.code)
-            elif open_window is not None:
+            on_run(run, previous)
+            if healthy and open_window is not None:
                 open_window.recovery = run
                 on_outage(open_window)
                 open_window = None
-            on_run(run, previous)
             previous = run.verdict.code
             if until_healthy and healthy:
                 return last, None

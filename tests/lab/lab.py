@@ -458,6 +458,27 @@ class Lab:
             "ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args, check=False, timeout=timeout
         )
 
+    def shell(self, command: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """A command line exactly as a user types it (``runbook ...``), in the client namespace."""
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+        return subprocess.run(
+            ["ip", "netns", "exec", self.client, "bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def diagnose(self, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
         proc = self.runbook("diagnose", ZONE, "--format", "json", *args)
         try:
