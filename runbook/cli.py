@@ -514,6 +514,50 @@ def watch(
     raise typer.Exit(last.exit_code if last else EXIT_UNKNOWN)
 
 
+@app.command()
+def demo(
+    scenario: Annotated[str, typer.Argument(help="What to reproduce (see --list).")] = "incident",
+    list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios, one line each.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    output: OutputOpt = None,
+    timeout: TimeoutOpt = 2.0,
+) -> None:
+    """The seed's incident (and its cousins) reproduced on loopback, unprivileged: real servers inside this
+    process, the real diagnosis against them. Exit 0 when the diagnosis finds what the scenario staged."""
+    from runbook import config
+    from runbook import demo as demos
+
+    if list_scenarios:
+        for s in demos.SCENARIOS.values():
+            sys.stdout.write(f"{s.name:10} {s.what} -> {s.expected}\n")
+        raise typer.Exit(0)
+    chosen = demos.SCENARIOS.get(scenario)
+    if chosen is None:
+        fail(f"unknown scenario {scenario!r}: the scenarios are {', '.join(demos.SCENARIOS)} (see --list)")
+    try:
+        base = config.Settings(target=config.parse_name(chosen.qname), timeout=config.parse_timeout(timeout))
+    except InputError as e:
+        fail(str(e))
+    run, settings = asyncio.run(demos.run_scenario(chosen, base))
+    doc = run.to_document()
+    emit([doc], fmt, output)
+    if fmt in (Format.text, Format.markdown) and output is None:
+        servers = " ".join(
+            f"--{k} {v.label}"
+            for k, v in (("server", settings.servers[0]), ("authoritative", settings.authoritative[0]))
+        )
+        sys.stdout.write(
+            f"\nThis was `runbook demo {chosen.name}`: {chosen.what}. The demo's servers ran on loopback; the same "
+            f"diagnosis was `runbook diagnose {chosen.qname.rstrip('.')} --type {chosen.rdtype} {servers} --skip web`."
+            "\nOn a real name, with the servers of /etc/resolv.conf: `runbook diagnose yummyrecipesforme.com`"
+            " (add --format markdown for the incident report).\n"
+        )
+    if run.verdict.code != chosen.expected:
+        sys.stderr.write(f"runbook: the demo expected {chosen.expected}, the diagnosis says {run.verdict.code}\n")
+        raise typer.Exit(EXIT_UNKNOWN)
+    raise typer.Exit(0)
+
+
 def _clock(rfc3339: object) -> str:
     from datetime import datetime
 
