@@ -558,6 +558,48 @@ def demo(
     raise typer.Exit(0)
 
 
+@app.command()
+def serve(
+    listen: Annotated[str, typer.Option("--listen", "-l", help="ADDR:PORT to listen on (loopback by default).")] = (
+        "127.0.0.1:9115"
+    ),
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="runbook.toml: its modules say what may be probed.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Probes at most at once; more wait, then get 503.")] = 8,
+) -> None:
+    """A Prometheus exporter: GET /probe?target=NAME&module=M runs the runbook and answers Prometheus text;
+    /metrics has the exporter's own metrics; / a status page. Only the config's targets are probed."""
+    from runbook import config
+    from runbook import serve as exporter
+    from runbook.steps import STEP_IDS
+
+    try:
+        where = config.parse_server(listen)
+        if where.port == 53 and ":" not in listen.rsplit("]", 1)[-1]:
+            raise InputError(f"--listen {listen!r}: give ADDR:PORT (e.g. 127.0.0.1:9115)")
+        if not 1 <= concurrency <= 256:
+            raise InputError(f"--concurrency {concurrency} is out of range: give 1 to 256")
+        modules = config.load_modules(config_file, STEP_IDS) if config_file else {}
+        options = exporter.Options(modules, concurrency, STEP_IDS)
+        server = exporter.make_server(where.host, where.port, exporter.Exporter(options))
+    except InputError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot listen on {listen}: {e.strerror or e}")
+    if not modules:
+        warn("no --config: every probe will be refused (the config's modules say what may be probed)")
+    sys.stderr.write(f"runbook: serving on http://{where.label}/ (modules: {', '.join(modules) or 'none'})\n")
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    raise typer.Exit(0)
+
+
 def _clock(rfc3339: object) -> str:
     from datetime import datetime
 

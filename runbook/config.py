@@ -244,7 +244,7 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_rtt": ((int, float), "a number of seconds"),
     "expect_verdict": (str, "a verdict code"),
 }
-_TOP = {"timeout", "count", "interval", "max_loss", "max_rtt", "skip", "resolvers", "concurrency", "target"}
+_TOP = {"timeout", "count", "interval", "max_loss", "max_rtt", "skip", "resolvers", "concurrency", "target", "module"}
 _PER_TARGET = set(_TYPES)
 
 
@@ -307,9 +307,13 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
             raise fail(key, occurrence, f"{key!r} must be {words}")
 
     for key, value in data.items():
+        if key == "module":
+            if not isinstance(value, dict):
+                raise fail(key, None, "'module' must be tables: [module.NAME]")
+            continue
         check(key, value, None, _TOP)
     targets = data.get("target", [])
-    if not targets:
+    if not targets and not data.get("module"):
         raise InputError(f"{path}: no [[target]] table: nothing to diagnose")
     defaults = {k: v for k, v in data.items() if k not in ("target", "concurrency")}
     result: list[ConfigTarget] = []
@@ -342,6 +346,82 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
     if not 1 <= concurrency <= 64:
         raise fail("concurrency", None, "'concurrency' must be from 1 to 64")
     return result, int(concurrency)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A probe module of ``runbook serve``: how to diagnose, and which names may be asked for."""
+
+    name: str
+    targets: tuple[str, ...]
+    """Allowed names: exact (``yummyrecipesforme.com``) or a zone's names (``*.yummyrecipesforme.com``)."""
+    defaults: dict[str, Any]
+
+    def allows(self, name: str) -> bool:
+        wanted = name.lower().rstrip(".")
+        for pattern in self.targets:
+            p = pattern.lower().rstrip(".")
+            if wanted == p or (p.startswith("*.") and (wanted.endswith(p[1:]) or wanted == p[2:])):
+                return True
+        return False
+
+    def settings(self, name: str, known_steps: Sequence[str], timeout: float | None = None) -> Settings:
+        d = self.defaults
+        return build(
+            name,
+            d.get("type", "A"),
+            d.get("servers", ()),
+            d.get("resolvers", ()),
+            d.get("authoritative", ()),
+            d.get("expect", ()),
+            d.get("skip", ()),
+            known_steps,
+            timeout if timeout is not None else float(d.get("timeout", DEFAULT_TIMEOUT)),
+            int(d.get("count", 10)),
+            float(d.get("interval", 0.02)),
+            float(d.get("max_loss", 0.1)),
+            float(d.get("max_rtt", 0.25)),
+        )
+
+
+_MODULE_KEYS = (_PER_TARGET - {"name", "expect_verdict"}) | {"targets"}
+
+
+def load_modules(path: Path, known_steps: Sequence[str]) -> dict[str, Module]:
+    """The ``[module.NAME]`` tables of a runbook.toml; without any, a module ``default`` made of the top-level
+    defaults that allows the names of the ``[[target]]`` tables."""
+    import tomllib
+
+    load_config_checked = load_config  # validates the file as a whole first (keys, types, lines)
+    try:
+        load_config_checked(path, known_steps)
+    except InputError as e:
+        if "no [[target]] table" not in str(e):
+            raise
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    defaults = {k: v for k, v in data.items() if k not in ("target", "module", "concurrency")}
+    modules: dict[str, Module] = {}
+    for name, table in (data.get("module") or {}).items():
+        if not isinstance(table, dict):
+            raise InputError(f"{path}:{_line_of(text, name, None)}: module {name!r} must be a table")
+        for key, value in table.items():
+            if key not in _MODULE_KEYS:
+                raise InputError(f"{path}:{_line_of(text, key, None)}: module {name!r}: unknown key {key!r}")
+            expected, words = (list, "a list of names") if key == "targets" else _TYPES[key]
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise InputError(f"{path}:{_line_of(text, key, None)}: module {name!r}: {key!r} must be {words}")
+        merged = {**defaults, **table}
+        targets = tuple(str(t) for t in merged.pop("targets", ()))
+        if not targets:
+            raise InputError(f'{path}: module {name!r} allows no target: give targets = ["name", "*.zone"]')
+        module = Module(name, targets, merged)
+        module.settings(targets[0].removeprefix("*."), known_steps)  # validates the module's values now
+        modules[name] = module
+    if not modules:
+        names = tuple(str(t.get("name")) for t in data.get("target", []))
+        modules["default"] = Module("default", names, defaults)
+    return modules
 
 
 def _nth_target_line(text: str, n: int) -> int:

@@ -471,13 +471,27 @@ class Lab:
             check=False,
         )
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
+    def popen(self, *args: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
         return subprocess.Popen(
             ["ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args],
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    def http_get(self, url: str, timeout: float = 10) -> tuple[int, str]:
+        """GET a URL from inside the client namespace (where `runbook serve` and Prometheus listen)."""
+        code = (
+            "import sys, urllib.request, urllib.error\n"
+            "try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))\n"
+            "    print(r.status); print(r.read().decode())\n"
+            "except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n"
+        )
+        out = sh(
+            "ip", "netns", "exec", self.client, sys.executable, "-c", code, url, str(timeout), timeout=timeout + 10
+        ).stdout
+        status, _, body = out.partition("\n")
+        return int(status), body
 
     def diagnose(self, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
         proc = self.runbook("diagnose", ZONE, "--format", "json", *args)
