@@ -191,6 +191,8 @@ async def _server(
             }
             if decision.blocks:
                 blocked.append(f"{proto.upper()} {direction}: {_cite(decision)}")
+            elif decision.verdict == "queue":
+                unsure.append(f"{proto.upper()} {direction}: handed to a userspace program, {_cite(decision)}")
             elif decision.may_match:
                 risky = [m for m in decision.may_match if m.get("verdict") in netfilter.FINAL | {"jump", "goto"}]
                 if risky:

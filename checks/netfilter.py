@@ -115,7 +115,8 @@ class Decision:
 
     @property
     def blocks(self) -> bool:
-        return self.verdict in FINAL
+        """Dropped or rejected. A queued packet is handed to a userspace program, which decides: unknown."""
+        return self.verdict in ("drop", "reject")
 
     @property
     def certain(self) -> bool:

@@ -376,7 +376,7 @@ def _local_block(firewall: Mapping[str, Any] | None, proto: str) -> tuple[str, b
     paths = firewall.get("paths", {})
     for direction in ("query", "answer"):
         path = paths.get(f"{proto}_{direction}") or {}
-        if path.get("verdict") in ("drop", "reject", "queue"):
+        if path.get("verdict") in ("drop", "reject"):
             rule = path.get("rule") or path.get("policy") or {}
             where = f"{rule.get('source')} {rule.get('family')} {rule.get('table')} {rule.get('chain')}"
             text = (

@@ -123,8 +123,10 @@ def test_prometheus_scrapes_the_verdicts_healthy_then_the_seeds_incident(
         prom.wait(20)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None and not os.environ.get("RUNBOOK_REQUIRE_LAB"),
-                    reason="Debian's prometheus package is not installed")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None and not os.environ.get("RUNBOOK_REQUIRE_LAB"),
+    reason="Debian's prometheus package is not installed",
+)
 def test_the_docs_scrape_config_and_alerting_rules_are_valid(lab: Lab) -> None:
     for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"]):
         proc = subprocess.run(["promtool", *args], cwd=DOCS, capture_output=True, text=True, check=False)

@@ -127,7 +127,7 @@ def test_one_of_two_servers_down_says_which_and_what_it_costs(lab: Lab) -> None:
     validate_document(doc)
     assert proc.returncode == 2
     verdict = doc["verdict"]
-    assert verdict["servers"] == {f"{RESOLVER}:53": "dns-port-filtered", f"{RESOLVER2}:53": "healthy"}
+    assert verdict["servers"] == {f"{RESOLVER}:53": "dns-port-filtered", f"{RESOLVER2}:53": "healthy"}, verdict
     assert verdict["code"] == "dns-port-filtered"
     assert "1 of 2 servers fail" in verdict["summary"]
     assert "every lookup waits 2 s" in verdict["summary"] and f"{RESOLVER2}:53" in verdict["summary"]
