@@ -71,7 +71,7 @@ def wait_for(lab: Lab, expr: str, want: float, timeout: float = 40) -> None:
     while time.monotonic() < end:
         try:
             seen = query(lab, expr)
-        except subprocess.CalledProcessError:  # Prometheus is still starting
+        except (subprocess.CalledProcessError, AssertionError):  # Prometheus is still starting (refused, 503)
             seen = {}
         if seen and all(v == want for v in seen.values()):
             return
