@@ -1,12 +1,12 @@
 """Everything that came off the network is untrusted: names, TXT, EDE texts, error strings.
 
 One function per output: a terminal (control characters and ANSI escapes made visible), Markdown (and
-the HTML a Markdown viewer would render), and code spans / fenced blocks.
+the HTML a Markdown viewer would render), and code spans / fenced blocks. XML (JUnit) takes the terminal
+form, which ElementTree then escapes; the exporter's status page uses html.escape.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
@@ -45,7 +45,3 @@ def fence(lines: list[str], info: str = "") -> str:
     longest = max((len(m) for m in re.findall(r"`{3,}", body)), default=2)
     mark = "`" * (longest + 1)
     return f"{mark}{info}\n{body}\n{mark}"
-
-
-def html_text(text: object) -> str:
-    return html.escape(terminal(text), quote=True)

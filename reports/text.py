@@ -104,9 +104,9 @@ def build(doc: Document) -> Group:
     return Group(*parts)
 
 
-def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
-    buf = io.StringIO()
-    console = Console(
+def _console(buf: io.StringIO, color: bool, width: int) -> Console:
+    """A console that writes to ``buf``: colourless unless asked, never guessing from the environment."""
+    return Console(
         file=buf,
         width=width,
         theme=THEME,
@@ -116,7 +116,11 @@ def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
         highlight=False,
         emoji=False,
     )
-    console.print(build(doc), crop=False)
+
+
+def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
+    buf = io.StringIO()
+    _console(buf, color, width).print(build(doc), crop=False)
     return buf.getvalue()
 
 
@@ -138,16 +142,7 @@ def history_table(rows: Sequence[Document], *, color: bool = False, width: int =
             _t(r["exit_code"]),
         )
     buf = io.StringIO()
-    console = Console(
-        file=buf,
-        width=width,
-        theme=THEME,
-        force_terminal=color,
-        no_color=not color,
-        color_system="standard" if color else None,
-        highlight=False,
-    )
-    console.print(table if rows else Text("no recorded run matches", style="hint"))
+    _console(buf, color, width).print(table if rows else Text("no recorded run matches", style="hint"))
     return buf.getvalue()
 
 

@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -180,16 +180,23 @@ def _open_store(path: Path | None) -> Store:
     return Store(path or default_path())
 
 
-def _record(docs: Sequence[Mapping[str, Any]], store_path: Path | None, no_record: bool) -> None:
-    """Write the runs to the store. A store that fails costs nothing but this warning."""
+def _store_write(what: str, store_path: Path | None, no_record: bool, write: Callable[[Store], None]) -> None:
+    """Write to the store. A store that fails costs the run nothing but one warning line."""
     if no_record:
         return
     try:
         with _open_store(store_path) as store:
-            for doc in docs:
-                store.record(doc)
+            write(store)
     except RunbookError as e:
-        warn(f"the run was not recorded: {e}")
+        warn(f"{what} was not recorded: {e}")
+
+
+def _record(docs: Sequence[Mapping[str, Any]], store_path: Path | None, no_record: bool) -> None:
+    def write(store: Store) -> None:
+        for doc in docs:
+            store.record(doc)
+
+    _store_write("the run", store_path, no_record, write)
 
 
 def _config_plans(config_file: Path) -> tuple[list[Plan], list[str], int]:
@@ -431,13 +438,12 @@ def verify(
     result = compare_runs(before, after)
     emit([after], fmt, None)
     sys.stdout.write("\n".join([f"verification of {run_id} by {after['run_id']}:", *describe(result)]) + "\n")
-    if not no_record:
-        try:
-            with _open_store(store) as s:
-                s.record(after)
-                s.record_verification(run_id, after["run_id"], after["started_at"], result)
-        except RunbookError as e:
-            warn(f"the verification was not recorded: {e}")
+
+    def write(s: Store) -> None:
+        s.record(after)
+        s.record_verification(run_id, after["run_id"], after["started_at"], result)
+
+    _store_write("the verification", store, no_record, write)
     raise typer.Exit(result["exit_code"])
 
 
@@ -491,12 +497,7 @@ def watch(
             f"outage of {outage.first_failure.target.display}: between {_clock(window['first_failure'])}"
             f" and {_clock(window['recovery'])} ({', '.join(outage.verdicts)})\n"
         )
-        if not no_record:
-            try:
-                with _open_store(store) as s:
-                    s.record_outage(window)
-            except RunbookError as e:
-                warn(f"the outage window was not recorded: {e}")
+        _store_write("the outage window", store, no_record, lambda s: s.record_outage(window))
 
     last, ongoing = asyncio.run(engine.watch(plan, every, until_healthy, max_duration, on_run, on_outage))
     if ongoing is not None:
@@ -505,12 +506,7 @@ def watch(
             f"outage of {ongoing.first_failure.target.display} since {_clock(window['first_failure'])}, "
             f"still going at {_clock(rfc3339(time.time()))}\n"
         )
-        if not no_record:
-            try:
-                with _open_store(store) as s:
-                    s.record_outage(window)
-            except RunbookError as e:
-                warn(f"the outage window was not recorded: {e}")
+        _store_write("the outage window", store, no_record, lambda s: s.record_outage(window))
     raise typer.Exit(last.exit_code if last else EXIT_UNKNOWN)
 
 

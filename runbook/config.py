@@ -392,9 +392,8 @@ def load_modules(path: Path, known_steps: Sequence[str]) -> dict[str, Module]:
     defaults that allows the names of the ``[[target]]`` tables."""
     import tomllib
 
-    load_config_checked = load_config  # validates the file as a whole first (keys, types, lines)
     try:
-        load_config_checked(path, known_steps)
+        load_config(path, known_steps)  # validates the file as a whole first (keys, types, lines)
     except InputError as e:
         if "no [[target]] table" not in str(e):
             raise
