@@ -123,7 +123,7 @@ def test_one_of_two_servers_down_says_which_and_what_it_costs(lab: Lab) -> None:
         lab.resolv_conf(f"nameserver {RESOLVER}\nnameserver {RESOLVER2}\noptions timeout:2\n"),
         lab.nft(lab.dns, ruleset("input", f"ip daddr {RESOLVER} meta l4proto {{ tcp, udp }} th dport 53 drop")),
     ):
-        doc, proc = lab.diagnose(*FAST)
+        doc, proc = lab.diagnose("--timeout", "2")  # slack for the healthy second server's burst and ping
     validate_document(doc)
     assert proc.returncode == 2
     verdict = doc["verdict"]
