@@ -284,6 +284,69 @@ def diagnose(
     raise typer.Exit(worst_exit_code([r.exit_code for r in runs]))
 
 
+# One step alone (DESIGN §4): the same runbook with every other network step left out. hostconf always runs
+# (it says where the servers came from); the verdict rests on what the chosen step saw.
+SINGLE_STEPS = {
+    "resolve": ("resolve",),
+    "probe": ("udp53", "tcp53"),
+    "ping": ("ping",),
+    "compare": ("resolve", "compare"),
+    "firewall": ("firewall",),
+    "hostconf": (),
+    "web": ("resolve", "web"),
+}
+
+
+def _single(command: str, keep: tuple[str, ...]) -> None:
+    def one_step(
+        name: Annotated[str, typer.Argument(help="The name to ask about.")],
+        rdtype: TypeOpt = "A",
+        server: ServerOpt = None,
+        resolver: ResolverOpt = None,
+        authoritative: AuthOpt = None,
+        expect: ExpectOpt = None,
+        timeout: TimeoutOpt = 2.0,
+        fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+        output: OutputOpt = None,
+        resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
+    ) -> None:
+        from runbook import engine
+        from runbook.steps import STEP_IDS
+
+        skip = [s for s in STEP_IDS if s not in (*keep, "hostconf")]
+        try:
+            plan = _plan(
+                _settings(
+                    name,
+                    rdtype,
+                    server,
+                    resolver,
+                    authoritative,
+                    expect,
+                    skip,
+                    10,
+                    0.02,
+                    0.1,
+                    0.25,
+                    timeout,
+                    resolv_conf,
+                )
+            )
+        except InputError as e:
+            fail(str(e))
+        run = engine.run_sync(plan)
+        emit([run.to_document()], fmt, output)
+        raise typer.Exit(run.exit_code)
+
+    steps = " and ".join(keep) or "nothing but the host's resolver files"
+    one_step.__doc__ = f"Run one step of the runbook alone ({steps}); not recorded."
+    app.command(command)(one_step)
+
+
+for _command, _keep in SINGLE_STEPS.items():
+    _single(_command, _keep)
+
+
 def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) -> None:
     """Render and write. A report that cannot be written to ``output`` goes to stdout instead."""
     from reports import RENDERERS

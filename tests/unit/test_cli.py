@@ -179,3 +179,15 @@ def test_no_color_is_respected_on_a_terminal() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_one_step_alone() -> None:
+    port = closed_port()
+    proc = runbook("probe", "yummyrecipesforme.com", "--server", f"127.0.0.1:{port}", "--format", "json")
+    doc = validate_document(json.loads(proc.stdout))
+    ran = {s["id"] for s in doc["steps"] if s["status"] != "skipped"}
+    assert ran == {"hostconf", "udp53", "tcp53"}
+    assert proc.returncode == 2 and doc["verdict"]["code"] == "dns-service-down"
+    proc = runbook("ping", "yummyrecipesforme.com", "--server", f"127.0.0.1:{port}", "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert next(f for f in doc["findings"] if f["step"] == "ping")["evidence"]["received"] >= 1
