@@ -46,6 +46,16 @@ def test_debians_default_nftables_conf_lets_dns_through_by_policy() -> None:
         assert decision.passed[-1]["policy"] == "accept"
 
 
+def test_firewalld_public_zone_lets_the_query_out_and_the_answer_in() -> None:
+    tables = load_nft("firewalld")
+    out, back = evaluate(tables, query()), evaluate(tables, answer())
+    assert out.verdict == "accept" and back.verdict == "accept"
+    assert any("established" in str(p.get("rule", "")) for p in back.passed)
+    # A new connection from outside to a port the public zone does not open is rejected.
+    inbound = Packet("input", 4, "tcp", SERVER, ME, EPHEMERAL, (8080, 8080), "new", iif="eth0")
+    assert evaluate(tables, inbound).blocks
+
+
 def test_ufw_defaults_let_the_query_out_and_the_answer_in() -> None:
     text = (FIXTURES / "ufw.iptables-save").read_text()
     tables = parse_iptables_save(text, "iptables-nft", 4)
