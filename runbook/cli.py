@@ -139,12 +139,13 @@ def _settings(
     authoritative: list[str] | None,
     expect: list[str] | None,
     skip: list[str] | None,
-    count: int,
-    interval: float,
-    max_loss: float,
-    max_rtt: float,
+    *,
     timeout: float,
     resolv_conf: Path,
+    count: int = 10,
+    interval: float = 0.02,
+    max_loss: float = 0.1,
+    max_rtt: float = 0.25,
 ) -> Settings:
     from runbook import config
     from runbook.steps import STEP_IDS
@@ -255,12 +256,12 @@ def diagnose(
                         authoritative,
                         expect,
                         skip,
-                        count,
-                        interval,
-                        max_loss,
-                        max_rtt,
-                        timeout,
-                        resolv_conf,
+                        timeout=timeout,
+                        resolv_conf=resolv_conf,
+                        count=count,
+                        interval=interval,
+                        max_loss=max_loss,
+                        max_rtt=max_rtt,
                     )
                 )
             ]
@@ -324,12 +325,8 @@ def _single(command: str, keep: tuple[str, ...]) -> None:
                     authoritative,
                     expect,
                     skip,
-                    10,
-                    0.02,
-                    0.1,
-                    0.25,
-                    timeout,
-                    resolv_conf,
+                    timeout=timeout,
+                    resolv_conf=resolv_conf,
                 )
             )
         except InputError as e:
@@ -539,7 +536,15 @@ def watch(
             raise InputError("--max-duration must be more than 0 seconds")
         plan = _plan(
             _settings(
-                name, rdtype, server, resolver, authoritative, expect, skip, 10, 0.02, 0.1, 0.25, timeout, resolv_conf
+                name,
+                rdtype,
+                server,
+                resolver,
+                authoritative,
+                expect,
+                skip,
+                timeout=timeout,
+                resolv_conf=resolv_conf,
             )
         )
     except InputError as e:

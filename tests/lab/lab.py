@@ -386,15 +386,8 @@ class Lab:
         finally:
             self.stop(name)
 
-    @contextlib.contextmanager
-    def hosts(self, text: str) -> Iterator[None]:
-        path = Path("/etc/netns") / self.client / "hosts"
-        before = path.read_text()
-        path.write_text(text)
-        try:
-            yield
-        finally:
-            path.write_text(before)
+    def hosts(self, text: str) -> contextlib.AbstractContextManager[None]:
+        return self._client_file("hosts", text)
 
     @contextlib.contextmanager
     def paused(self, name: str) -> Iterator[None]:
@@ -441,9 +434,13 @@ class Lab:
             self.ns(netns, "ip", "link", "set", ifname, "up")
             self.ns(netns, "ip", "route", "replace", "default", "via", gateway)
 
+    def resolv_conf(self, text: str) -> contextlib.AbstractContextManager[None]:
+        return self._client_file("resolv.conf", text)
+
     @contextlib.contextmanager
-    def resolv_conf(self, text: str) -> Iterator[None]:
-        path = Path("/etc/netns") / self.client / "resolv.conf"
+    def _client_file(self, name: str, text: str) -> Iterator[None]:
+        """The client's /etc/netns file ``name`` holds ``text`` for the duration."""
+        path = Path("/etc/netns") / self.client / name
         before = path.read_text()
         path.write_text(text)
         try:
