@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -83,53 +82,38 @@ def main() -> int:
         print("the lab needs root: run with sudo", file=sys.stderr)
         return 3
     lab = Lab().up()
-    server = lab.popen(
-        "serve",
-        "--listen",
-        SERVE,
-        "--config",
-        str(ROOT / "docs/prometheus/runbook.toml"),
-        "--concurrency",
-        str(args.concurrency),
-        stdout=subprocess.DEVNULL,
-    )
     try:
-        for _ in range(100):
-            try:
-                if lab.http_get(f"http://{SERVE}/", 2)[0] == 200:
-                    break
-            except (subprocess.CalledProcessError, ValueError):
-                time.sleep(0.1)
-        url = f"http://{SERVE}/probe?target={ZONE}&module=resolvers"
-        start = time.perf_counter()
-        assert lab.http_get(url)[0] == 200
-        alone = time.perf_counter() - start
-        before = fds(server.pid)
-        out = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                lab.client,
-                sys.executable,
-                "-c",
-                LOAD,
-                url,
-                str(args.requests),
-                str(args.parallel),
-                f"http://{SERVE}/metrics",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        load = json.loads(out)
-        time.sleep(1)
-        after = fds(server.pid)
-        rss = peak_rss_mib(server.pid)
+        with lab.serving(
+            SERVE, "--config", str(ROOT / "docs/prometheus/runbook.toml"), "--concurrency", str(args.concurrency)
+        ) as server:
+            url = f"http://{SERVE}/probe?target={ZONE}&module=resolvers"
+            start = time.perf_counter()
+            assert lab.http_get(url)[0] == 200
+            alone = time.perf_counter() - start
+            before = fds(server.pid)
+            out = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    lab.client,
+                    sys.executable,
+                    "-c",
+                    LOAD,
+                    url,
+                    str(args.requests),
+                    str(args.parallel),
+                    f"http://{SERVE}/metrics",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            load = json.loads(out)
+            time.sleep(1)
+            after = fds(server.pid)
+            rss = peak_rss_mib(server.pid)
     finally:
-        os.kill(server.pid, signal.SIGTERM)
-        server.wait(10)
         lab.down()
     results = load["results"]
     latencies = sorted(t for _, t in results)

@@ -87,16 +87,16 @@ async def read_rulesets(timeout: float) -> tuple[list[netfilter.Table], list[str
     return tables, read, problems
 
 
-def _local_side(server: Server) -> tuple[str | None, str | None]:
-    """The source address the kernel picks for the server (a UDP connect sends nothing), and the interface."""
+def _local_address(server: Server) -> str | None:
+    """The source address the kernel picks for the server (a UDP connect sends nothing)."""
     family = socket.AF_INET6 if server.is_ipv6 else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.connect((server.host, server.port))
             local = str(s.getsockname()[0])
     except OSError:
-        return None, None
-    return local, None
+        return None
+    return local
 
 
 async def _route_dev(server: Server) -> str | None:
@@ -153,7 +153,7 @@ async def _server(
     ephemeral: tuple[int, int],
 ) -> Finding:
     clock = Clock()
-    local, _ = _local_side(server)
+    local = _local_address(server)
     dev = await _route_dev(server)
     if local is None:
         return ctx.finding(

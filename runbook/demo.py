@@ -138,7 +138,7 @@ class DemoServers:
         if self.scenario.name == "servfail":
             self.auth = Server(AUTH_HOST, _free_port(AUTH_HOST))  # nothing listens there: the server is gone
         else:
-            udp, _ = await loop.create_datagram_endpoint(lambda: _Datagram(self._auth_udp), local_addr=(AUTH_HOST, 0))
+            udp, _ = await loop.create_datagram_endpoint(lambda: _Datagram(self._auth_bytes), local_addr=(AUTH_HOST, 0))
             port = udp.get_extra_info("sockname")[1]
             self.closers.append(udp.close)
             tcp = await asyncio.start_server(self._tcp(self._auth_bytes), AUTH_HOST, port)
@@ -170,9 +170,6 @@ class DemoServers:
         except dns.exception.DNSException:
             return None
         return _authority(self.zone, query).to_wire()
-
-    async def _auth_udp(self, data: bytes) -> bytes | None:
-        return await self._auth_bytes(data)
 
     # -- the recursive-style responder -------------------------------------------------------------------
     async def _resolve(self, data: bytes, over: str) -> bytes | None:

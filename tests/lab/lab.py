@@ -476,6 +476,23 @@ class Lab:
             text=True,
         )
 
+    @contextlib.contextmanager
+    def serving(self, listen: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+        """`runbook serve --listen LISTEN ARGS` in the client namespace, answering before the block runs."""
+        proc = self.popen("serve", "--listen", listen, *args, stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    if self.http_get(f"http://{listen}/", 2)[0] == 200:
+                        break
+                except (subprocess.CalledProcessError, ValueError):
+                    pass
+                time.sleep(0.1)
+            yield proc
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+
     def http_get(self, url: str, timeout: float = 10) -> tuple[int, str]:
         """GET a URL from inside the client namespace (where `runbook serve` and Prometheus listen)."""
         code = (

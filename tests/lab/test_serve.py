@@ -27,19 +27,8 @@ SERVE, PROM = "127.0.0.1:9115", "127.0.0.1:9090"
 
 @pytest.fixture
 def exporter(lab: Lab) -> Iterator[None]:
-    proc = lab.popen("serve", "--listen", SERVE, "--config", str(DOCS / "runbook.toml"), stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                if lab.http_get(f"http://{SERVE}/", 2)[0] == 200:
-                    break
-            except (subprocess.CalledProcessError, ValueError):
-                pass
-            time.sleep(0.1)
+    with lab.serving(SERVE, "--config", str(DOCS / "runbook.toml")):
         yield
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(10)
 
 
 def test_bad_requests_are_4xx_and_the_exporter_keeps_serving(lab: Lab, exporter: None) -> None:
