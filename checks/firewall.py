@@ -10,6 +10,7 @@ answer coming back (input, ct state established) are evaluated by :mod:`checks.n
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
 import os
@@ -24,17 +25,35 @@ from runbook.model import Finding, Server, Status
 
 TOOL_TIMEOUT = 5.0
 BY_HAND = "nft -a list ruleset; iptables-save; iptables-legacy-save"
+# cron and systemd timers run with a PATH that lacks the sbin directories where Debian puts nft and iptables.
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+# What the tools print when the kernel refuses to show the rules to an unprivileged process.
+_DENIED = ("operation not permitted", "permission denied")
+NOT_PERMITTED = "not permitted"
+
+
+def find_tool(name: str) -> str | None:
+    """The tool on $PATH, else in the sbin directories (cron's PATH is /usr/bin:/bin)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), *SBIN])
+    return shutil.which(name, path=path)
 
 
 async def _run(argv: list[str], timeout: float) -> tuple[str | None, str | None]:
-    """(stdout, None) or (None, why not)."""
-    if shutil.which(argv[0]) is None:
+    """(stdout, None) or (None, why not). A refusal by the kernel says ``not permitted`` in its reason."""
+    tool = find_tool(argv[0])
+    if tool is None:
         return None, f"{argv[0]} is not installed"
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+            tool,
+            *argv[1:],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
         )
     except OSError as e:
+        if e.errno in (errno.EPERM, errno.EACCES):
+            return None, f"{argv[0]}: {NOT_PERMITTED} ({e.strerror})"
         return None, f"{argv[0]}: {e.strerror}"
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -43,7 +62,10 @@ async def _run(argv: list[str], timeout: float) -> tuple[str | None, str | None]
         await proc.wait()
         return None, f"{' '.join(argv)} did not finish in {timeout:g} s"
     if proc.returncode != 0:
-        return None, f"{' '.join(argv)}: {err.decode(errors='replace').strip()[:200] or f'exit {proc.returncode}'}"
+        why = err.decode(errors="replace").strip()[:200] or f"exit {proc.returncode}"
+        if any(word in why.lower() for word in _DENIED):
+            return None, f"{' '.join(argv)}: {NOT_PERMITTED} ({why})"
+        return None, f"{' '.join(argv)}: {why}"
     return out.decode(errors="replace"), None
 
 
@@ -118,24 +140,23 @@ def _ephemeral() -> tuple[int, int]:
 
 async def run(ctx: Context) -> list[Finding]:
     clock = Clock()
-    if os.geteuid() != 0:
-        return [
-            ctx.finding(
-                "rules",
-                Status.SKIPPED,
-                f"reading the firewall rules needs root; by hand: `sudo sh -c '{BY_HAND}'`",
-                {"reason": "not root", "by_hand": BY_HAND},
-                clock=clock,
-            )
-        ]
     tables, read, problems = await read_rulesets(min(TOOL_TIMEOUT, max(0.5, ctx.time_left())))
     if not read:
+        # Decided from what the tools said, not from the uid: root without CAP_NET_ADMIN is refused too,
+        # and root on a host without nft has nothing to be refused.
+        denied = [p for p in problems if NOT_PERMITTED in p]
+        summary = (
+            f"reading the firewall rules was not permitted (it needs root or CAP_NET_ADMIN); by hand: "
+            f"`sudo sh -c '{BY_HAND}'`"
+            if denied
+            else "no firewall ruleset could be read: " + "; ".join(problems)
+        )
         return [
             ctx.finding(
                 "rules",
                 Status.SKIPPED,
-                "no firewall ruleset could be read: " + "; ".join(problems),
-                {"reason": "no ruleset", "problems": problems, "by_hand": BY_HAND},
+                summary,
+                {"reason": "not permitted" if denied else "no ruleset", "problems": problems, "by_hand": BY_HAND},
                 clock=clock,
             )
         ]

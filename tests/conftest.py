@@ -4,7 +4,9 @@ test writes to the user's own run store."""
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -14,6 +16,22 @@ from runbook.schema import run_schema
 
 # Every runbook the tests start (in-process, in a subprocess, in a lab namespace) records here.
 os.environ["RUNBOOK_STORE"] = os.path.join(tempfile.mkdtemp(prefix="runbook-test-store-"), "runs.db")
+
+# Subprocesses run ``python -m tests...`` from here, wherever pytest was started from.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+# Containers often run without ::1; the IPv6 tests say so instead of failing.
+needs_ipv6_loopback = pytest.mark.skipif(not _has_ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
 
 _VALIDATOR = jsonschema.Draft202012Validator(run_schema(), format_checker=jsonschema.FormatChecker())
 

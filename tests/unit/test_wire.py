@@ -14,6 +14,7 @@ import dns.rcode
 
 from checks import wire
 from runbook.model import Server
+from tests.conftest import needs_ipv6_loopback
 from tests.unit.dnsserver import Behaviour, closed_port, dns_server
 
 QUERY = wire.make_query("yummyrecipesforme.com.", "A", edns=False)
@@ -34,6 +35,7 @@ def test_closed_udp_port_is_an_icmp_port_unreachable_from_the_server() -> None:
     assert f"ICMP 127.0.0.1 udp port {server.port} unreachable, length 75" in ex.packets[1]
 
 
+@needs_ipv6_loopback
 def test_closed_udp_port_over_ipv6() -> None:
     server = Server("::1", closed_port("::1"))
     ex = run(wire.udp_exchange(server, QUERY, 2.0))
