@@ -120,6 +120,10 @@ def _finding(ctx: Context, server: Server, ev: dict[str, Any], clock: Clock) -> 
         ms = (ev["rtt_avg_s"] or 0) * 1000
         summary = f"{server.host} is up: {ev['received']}/{ev['sent']} replies to {how}, avg {ms:.1f} ms"
         status = Status.OK if ev["loss"] == 0 else Status.WARNING
+    elif not ev["sent"]:
+        # Nothing left this host (no route, a local rule): that says nothing about the server host.
+        summary = f"{server.host}: no {how} could be sent from this host"
+        status = Status.UNKNOWN
     else:
         summary = f"{server.host}: no reply to {ev['sent']} {how}" + (" probes" if ev["sent"] > 1 else "")
         status = Status.CRITICAL

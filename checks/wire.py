@@ -202,8 +202,7 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
             ex.outcome = ICMP if ex.error and ex.error.origin != "local" else LOCAL_ERROR
             ex.errno, ex.detail = e.errno, f"send: {e.strerror}"
             ex.rtt_s = time.monotonic() - mono
-            _log_udp(ex, query)
-            return ex
+            return ex  # nothing left this host: a failed send is a finding, not a packet in the log
         done: asyncio.Future[None] = loop.create_future()
 
         def on_ready() -> None:
@@ -252,8 +251,9 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
     return ex
 
 
-def _log_udp(ex: Exchange, query: dns.message.Message, dst: tuple[str, int] | None = None) -> None:
-    dst = dst or (ex.server.host, ex.server.port)
+def _log_udp(ex: Exchange, query: dns.message.Message, dst: tuple[str, int]) -> None:
+    if ex.outcome == LOCAL_ERROR:
+        return  # refused by this host (no route, no neighbour, a local rule): the query never left
     local = ex.local or ("?", 0)
     ex.packets.append(packetlog.udp_line(ex.sent_at, local, dst, query, ex.query_len))
     at = ex.sent_at + (ex.rtt_s or 0.0)
@@ -306,7 +306,7 @@ async def tcp_exchange(server: Server, query: dns.message.Message | None, timeou
                 ex.rtt_s = ex.connect_rtt_s
             else:
                 await _tcp_query(loop, sock, ex, query, wire, deadline, mono)
-    if query is not None:
+    if query is not None and ex.outcome != LOCAL_ERROR:  # a connect refused by this host sent no SYN
         _log_tcp(ex, query, dst)
     return ex
 

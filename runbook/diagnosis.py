@@ -82,6 +82,8 @@ class Evidence:
     burst: Mapping[str, Any] | None = None
     firewall: Mapping[str, Any] | None = None
     """The firewall step's evaluation of this host's rules for the server."""
+    udp_sent: int | None = None
+    """How many queries the UDP probe (udp53) sent: the count its own finding states."""
     liveness: Mapping[str, Any] | None = None
     """The answer to ``id.server CH TXT`` when the question itself got none: is the daemon alive?"""
     finding_ids: list[str] = field(default_factory=list)
@@ -91,13 +93,25 @@ class Evidence:
         """True when anything proves the host is up, False when ping saw nothing, None when unknown."""
         if self.ping and self.ping.get("received"):
             return True
-        if any(e.get("outcome") in ("answer", "reset", "connected", "closed") for e in self.tcp):
+        if any(
+            e.get("outcome") in ("answer", "reset", "connected", "closed") or e.get("connect_rtt_s") is not None
+            for e in self.tcp
+        ):
             return True
         if any(_icmp(e) and _icmp(e).get("from_server") for e in (*self.udp, *self.tcp)):
             return True
         if self.ping and self.ping.get("sent"):
             return False
         return None
+
+
+def _measured_loss(ev: Evidence) -> str | None:
+    """How much UDP loss was measured ("30%", "1 of 4"), or None when every query was answered."""
+    burst = ev.burst or {}
+    if burst.get("loss"):
+        return f"{burst['loss']:.0%}"
+    udp_timeouts = sum(1 for e in ev.udp if e.get("outcome") == "timeout")
+    return f"{udp_timeouts} of {len(ev.udp)}" if udp_timeouts else None
 
 
 def _icmp(exchange: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -133,6 +147,7 @@ def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Serve
         ev = by_label[f.server]
         if f.step == "udp53":
             ev.udp.extend(e.get("attempts", [e]))
+            ev.udp_sent = e.get("sent")
             ev.burst = e.get("burst")
             ev.liveness = e.get("liveness")
         elif f.step == "tcp53":
@@ -204,6 +219,10 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
             )
         truncated = any(e.get("tc") for e in answers)
         tcp_rule = _local_block(ev.firewall, "tcp")
+        # A TCP timeout while UDP loses packets too is the same loss, not a block: only an RST, an ICMP error
+        # or a local rule proves TCP is stopped when the path is lossy.
+        loss = _measured_loss(ev)
+        tcp_lost = tcp_outcome == "timeout" and loss is not None and not tcp_rule
         if tcp_outcome != "answer" and tcp is not None and tcp_rule:
             return result(
                 TCP_FALLBACK,
@@ -212,7 +231,7 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
                 f"firewall stops it: {tcp_rule[0]}" + (" — and the answer is truncated (TC=1)" if truncated else ""),
                 f"Let tcp to port {s.port} of {s.host} out on this host (`nft -a list ruleset`, `iptables-save`)",
             )
-        if tcp_outcome != "answer" and tcp is not None:
+        if tcp_outcome != "answer" and tcp is not None and not tcp_lost:
             return result(
                 TCP_FALLBACK,
                 "high" if truncated else "medium",
@@ -227,7 +246,22 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
                 f"Allow TCP {port} to {s.host} (RFC 7766 requires it): check the firewalls on the way and on "
                 f"{s.host} for tcp dport {s.port}, and that the daemon listens on TCP (`ss -lntp 'sport = :{s.port}'`)",
             )
-        return _answered(ev, target, refs, result, rtt, ping.healthy)
+        judged = _answered(ev, target, refs, result, rtt, ping.healthy)
+        if not tcp_lost or judged.code not in (HEALTHY, DEGRADED):
+            return judged
+        lost = (
+            f"TCP {port} also timed out ({_tcp_words(tcp)}) while {loss} of the UDP queries went unanswered: "
+            "read as the same loss, not as a blocked port"
+        )
+        if judged.code == DEGRADED:
+            return Assessment(s, DEGRADED, judged.confidence, f"{judged.summary}; {lost}", judged.next_steps, ids)
+        return result(
+            DEGRADED,
+            "medium",
+            f"{where} answers over UDP in {rtt:.1f} ms, but not every time; {lost}",
+            f"Measure again over a longer time: `dnsping -c 100 -p {s.port} -s {s.host} {target.name}`",
+            f"On the path to {s.host}: interface errors and drops (`ip -s link`), and the server's load",
+        )
 
     if icmps:
         first = next((i for i in icmps if i.get("from_server")), icmps[0])
@@ -281,7 +315,7 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
         )
 
     if ev.udp and all(e.get("outcome") == "timeout" for e in ev.udp):
-        sent = len(ev.udp)
+        sent = ev.udp_sent or len(ev.udp)
         if ev.liveness and ev.liveness.get("outcome") == "answer":
             return _stuck_upstream(ev, target, refs, result, sent)
         tcp_icmp = _icmp(tcp) if tcp else {}
@@ -538,7 +572,7 @@ def _answered(
             "under load such as a DDoS",
             f"On {s.host}: look at the query rate and the daemon's load (`tcpdump -ni any -c 1000 port {s.port}`, "
             "`top`); on the path: interface errors and drops (`ip -s link`)",
-            f"Measure again over a longer time: `dnsping -c 100 -s {s.host} {qname}`",
+            f"Measure again over a longer time: `dnsping -c 100 -p {s.port} -s {s.host} {qname}`",
         )
     agreed = ""
     if refs.expect:

@@ -366,3 +366,26 @@ def test_precedence_table_is_total_and_ordered_by_severity_within_reason() -> No
     ranks = [d.STATUS[c] for c in codes[:-1]]
     order = [Status.CRITICAL, Status.WARNING, Status.UNKNOWN]
     assert ranks == sorted(ranks, key=order.index)
+
+
+def _with_burst(f: Finding, loss: float, degraded: str = "") -> Finding:
+    burst = {"sent": 10, "received": round(10 * (1 - loss)), "loss": loss, "first_answer": ANSWER, "degraded": degraded}
+    return Finding(f.id, f.step, f.status, f.summary, {**f.evidence, "burst": burst}, server=f.server)
+
+
+def test_a_tcp_timeout_under_measured_loss_is_loss_not_a_blocked_port() -> None:
+    # 300 ms delay and 30% loss: the TCP SYN or its answer was lost too. Not tcp-fallback-blocked.
+    lossy = _with_burst(udp(S1, TIMEOUT, ANSWER), 0.3, "7/10 answered (30% loss): 30% lost (more than 10%)")
+    v = verdict(lossy, tcp(S1, {"outcome": "timeout", "detail": "no answer to the SYN"}), ping(S1, 3))
+    assert v.code == "dns-degraded"
+    assert "not as a blocked port" in v.summary
+    # Loss below the threshold still makes a TCP timeout unreadable as a block: degraded, never healthy.
+    mild = _with_burst(udp(S1, ANSWER), 0.1)
+    v = verdict(mild, tcp(S1, {"outcome": "timeout", "detail": "no answer to the SYN"}), ping(S1, 3))
+    assert v.code == "dns-degraded" and "10%" in v.summary
+
+
+def test_an_rst_on_tcp_is_a_block_even_under_loss() -> None:
+    lossy = _with_burst(udp(S1, ANSWER), 0.3, "7/10 answered (30% loss): 30% lost (more than 10%)")
+    v = verdict(lossy, tcp(S1, RESET), ping(S1, 3))
+    assert v.code == "tcp-fallback-blocked"
