@@ -25,8 +25,24 @@ def _can_unshare() -> bool:
 def test_a_send_that_fails_leaves_no_packet_in_the_log() -> None:
     # A private network namespace whose loopback is down: every send fails with ENETUNREACH, nothing leaves.
     proc = subprocess.run(
-        ["unshare", "-rn", sys.executable, "-m", "runbook", "diagnose", "example.com", "--server", "127.0.0.1:5399"]
-        + ["--format", "json", "--no-record", "--skip", "web", "--skip", "firewall"],
+        [
+            "unshare",
+            "-rn",
+            sys.executable,
+            "-m",
+            "runbook",
+            "diagnose",
+            "example.com",
+            "--server",
+            "127.0.0.1:5399",
+            "--format",
+            "json",
+            "--no-record",
+            "--skip",
+            "web",
+            "--skip",
+            "firewall",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
