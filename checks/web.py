@@ -49,10 +49,27 @@ async def _probe(ctx: Context, address: str) -> Finding:
     host = ctx.settings.target.name.rstrip(".")
     https, http = await asyncio.gather(_tls(address, host, ctx.time_left()), _http(address, host, ctx.time_left()))
     reachable = https["connected"] or http["connected"]
-    evidence: dict[str, Any] = {"address": address, "https": https, "http": http, "reachable": reachable}
+    website = ctx.settings.website
+    evidence: dict[str, Any] = {
+        "address": address,
+        "https": https,
+        "http": http,
+        "reachable": reachable,
+        "website": website,
+    }
     words = f"443: {https['result']}; 80: {http['result']}"
     if reachable:
         return ctx.finding(address, Status.OK, f"{address} accepts connections ({words})", evidence, clock=clock)
+    if not website:
+        # Many names are not websites (an API, a mail host): what was seen is reported, and pages no one.
+        return ctx.finding(
+            address,
+            Status.WARNING,
+            f"{address} does not accept connections on 443 or 80 ({words}); not counted in the verdict: "
+            "add --web when the name is a website",
+            evidence,
+            clock=clock,
+        )
     return ctx.finding(
         address, Status.CRITICAL, f"{address} does not accept connections ({words})", evidence, clock=clock
     )

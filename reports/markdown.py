@@ -166,10 +166,10 @@ def _verification(result: Any) -> list[str]:
         + ("**Verified: the failure is gone and nothing regressed.**" if result.get("ok") else "**Not verified.**"),
         "",
     ]
-    for key, words in (("fixed", "Fixed"), ("still_failing", "Still failing"), ("regressed", "Regressed")):
+    groups = (("fixed", "Fixed"), ("still_failing", "Still failing"), ("regressed", "Regressed"), ("new", "New"))
+    for key, words in groups:
         for item in result.get(key, []):
-            out.append(
-                f"- {words}: {code_span(item.get('id'))} ({item.get('before')} → {item.get('now')}): "
-                f"{markdown(item.get('summary'))}"
-            )
+            before = item.get("before") or "not seen before"
+            now = item.get("now") or "no longer seen"
+            out.append(f"- {words}: {code_span(item.get('id'))} ({before} → {now}): {markdown(item.get('summary'))}")
     return out

@@ -83,6 +83,14 @@ ExpectOpt = Annotated[
     list[str] | None,
     typer.Option("--expect", "-e", help="An address the name must resolve to (ground truth); repeatable."),
 ]
+WebOpt = Annotated[
+    bool,
+    typer.Option(
+        "--web",
+        help="NAME is a website: a site that refuses connections on 443 and 80 is then critical "
+        "(site-unreachable-dns-ok). Without it, the web step reports what it saw and raises no alarm.",
+    ),
+]
 SkipOpt = Annotated[list[str] | None, typer.Option("--skip", help="A step to leave out (e.g. web); repeatable.")]
 CountOpt = Annotated[int, typer.Option("--count", help="Queries in the burst that measures loss and latency.")]
 IntervalOpt = Annotated[float, typer.Option("--interval", help="Seconds between the burst's queries.")]
@@ -146,6 +154,7 @@ def _settings(
     interval: float = 0.02,
     max_loss: float = 0.1,
     max_rtt: float = 0.25,
+    website: bool = False,
 ) -> Settings:
     from runbook import config
     from runbook.steps import STEP_IDS
@@ -165,6 +174,7 @@ def _settings(
         max_loss,
         max_rtt,
         resolv_conf,
+        website=website,
     )
 
 
@@ -219,6 +229,7 @@ def diagnose(
     authoritative: AuthOpt = None,
     expect: ExpectOpt = None,
     skip: SkipOpt = None,
+    web: WebOpt = False,
     count: CountOpt = 10,
     interval: IntervalOpt = 0.02,
     max_loss: LossOpt = 0.1,
@@ -262,6 +273,7 @@ def diagnose(
                         interval=interval,
                         max_loss=max_loss,
                         max_rtt=max_rtt,
+                        website=web,
                     )
                 )
             ]
@@ -393,10 +405,11 @@ def history(
     """List the recorded runs, newest first."""
     import json
 
-    from runbook.config import parse_name, parse_since
+    from runbook.config import parse_name, parse_since, parse_verdict_code
 
     try:
         after = parse_since(since, time.time()) if since else None
+        verdict = parse_verdict_code(verdict) if verdict else None
         wanted = parse_name(name).name if name else None
         if not 1 <= limit <= 100_000:
             raise InputError(f"--limit {limit} is out of range: give 1 to 100000")
@@ -519,6 +532,7 @@ def watch(
     authoritative: AuthOpt = None,
     expect: ExpectOpt = None,
     skip: SkipOpt = None,
+    web: WebOpt = False,
     timeout: TimeoutOpt = 2.0,
     resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
     store: StoreOpt = None,
@@ -545,6 +559,7 @@ def watch(
                 skip,
                 timeout=timeout,
                 resolv_conf=resolv_conf,
+                website=web,
             )
         )
     except InputError as e:

@@ -52,6 +52,10 @@ class Settings:
     hosts_file: Path = Path("/etc/hosts")
     nsswitch_conf: Path = Path("/etc/nsswitch.conf")
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
+    website: bool = False
+    """The name is a website (--web, ``web = true``): a site that refuses connections is then critical."""
+    origin: str = "command line"
+    """Where servers named in these settings came from: the command line, or ``config FILE:LINE``."""
     options: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -64,6 +68,19 @@ class Settings:
     def deadline_s(self) -> float:
         """The whole run's deadline: the step budget plus a margin for the work around the probes."""
         return self.timeout + 0.5
+
+
+def parse_verdict_code(text: str, what: str = "--verdict") -> str:
+    """A verdict code as the rule table names it, or an error with the nearest code."""
+    import difflib
+
+    from runbook.diagnosis import STATUS
+
+    if text in STATUS:
+        return text
+    near = difflib.get_close_matches(text, list(STATUS), n=1, cutoff=0.5)
+    hint = f"did you mean {near[0]!r}?" if near else f"the codes are {', '.join(STATUS)}"
+    raise InputError(f"{what} {text!r} is not a verdict code: {hint}")
 
 
 def parse_name(text: str) -> Target:
@@ -181,6 +198,9 @@ def build(
     max_loss: float = 0.1,
     max_rtt: float = 0.25,
     resolv_conf: Path = SYSTEM_RESOLV_CONF,
+    *,
+    website: bool = False,
+    origin: str = "command line",
 ) -> Settings:
     """Settings from what a user typed or wrote in a config file; every value is validated here."""
     from dataclasses import replace
@@ -200,6 +220,8 @@ def build(
         max_rtt=parse_positive("--max-rtt", max_rtt, 60),
         timeout=parse_timeout(timeout),
         resolv_conf=resolv_conf,
+        website=website,
+        origin=origin,
     )
 
 
@@ -210,7 +232,7 @@ def from_document(doc: Mapping[str, Any], known_steps: Sequence[str]) -> Setting
     return build(
         target.get("display_name") or target["name"],
         target.get("type", "A"),
-        servers=target["servers"] if target.get("servers_from") == "command line" else (),
+        servers=target["servers"] if not str(target.get("servers_from", "")).startswith("/") else (),
         resolvers=options.get("resolvers", ()),
         authoritative=options.get("authoritative", ()),
         expect=options.get("expect", ()),
@@ -224,6 +246,8 @@ def from_document(doc: Mapping[str, Any], known_steps: Sequence[str]) -> Setting
         resolv_conf=Path(target["servers_from"])
         if target.get("servers_from", "").startswith("/")
         else SYSTEM_RESOLV_CONF,
+        website=bool(options.get("website", False)),
+        origin=str(target.get("servers_from", "command line")),
     )
 
 
@@ -243,8 +267,11 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_loss": ((int, float), "a share from 0 to 1"),
     "max_rtt": ((int, float), "a number of seconds"),
     "expect_verdict": (str, "a verdict code"),
+    "web": (bool, "true or false"),
 }
-_TOP = {"timeout", "count", "interval", "max_loss", "max_rtt", "skip", "resolvers", "concurrency", "target", "module"}
+_TOP = {
+    "timeout", "count", "interval", "max_loss", "max_rtt", "skip", "resolvers", "web", "concurrency", "target", "module"
+}
 _PER_TARGET = set(_TYPES)
 
 
@@ -269,8 +296,8 @@ def _line_of(text: str, key: str, occurrence: int | None) -> int:
             (occurrence is None and table == -1) or (occurrence is not None and table == occurrence)
         ):
             return no
-    for no, raw in enumerate(lines, 1):  # a key of a table we did not track: its first mention
-        if re.match(rf"^\s*{re.escape(key)}\s*=", raw):
+    for no, raw in enumerate(lines, 1):  # a key of a table we did not track, or a table: its first mention
+        if re.match(rf"^\s*({re.escape(key)}\s*=|\[\[?\s*{re.escape(key)}\s*\])", raw):
             return no
     return 0
 
@@ -338,10 +365,13 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
                 float(merged.get("interval", 0.02)),
                 float(merged.get("max_loss", 0.1)),
                 float(merged.get("max_rtt", 0.25)),
+                website=bool(merged.get("web", False)),
+                origin=f"config {path}:{_nth_target_line(text, i)}",
             )
+            expect_verdict = parse_verdict_code(str(merged.get("expect_verdict", "healthy")), "expect_verdict")
         except InputError as e:
             raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: {e}") from None
-        result.append(ConfigTarget(settings, str(merged.get("expect_verdict", "healthy")), _nth_target_line(text, i)))
+        result.append(ConfigTarget(settings, expect_verdict, _nth_target_line(text, i)))
     concurrency = data.get("concurrency", 8)
     if not 1 <= concurrency <= 64:
         raise fail("concurrency", None, "'concurrency' must be from 1 to 64")
@@ -381,6 +411,8 @@ class Module:
             float(d.get("interval", 0.02)),
             float(d.get("max_loss", 0.1)),
             float(d.get("max_rtt", 0.25)),
+            website=bool(d.get("web", False)),
+            origin=f"module {self.name}",
         )
 
 

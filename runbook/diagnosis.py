@@ -704,12 +704,25 @@ def _service_down_steps(tcp: Mapping[str, Any] | None, s: Server) -> tuple[str, 
     return tuple(steps)
 
 
-def _impact(order: Sequence[Server], by_server: Mapping[Server, Assessment], resolv: ResolvConf | None) -> str:
+# Failures of availability: when other servers answer, what they cost users depends on the order clients
+# ask in. Wrong answers (a mismatch, a failed validation) are never made milder by a healthy neighbour.
+AVAILABILITY = frozenset({SERVICE_DOWN, PORT_FILTERED, BLOCKED_IN_PATH, UNREACHABLE, REFUSED, TCP_FALLBACK})
+
+
+@dataclass(frozen=True)
+class _Impact:
+    words: str
+    waits: bool
+    """Some lookups wait for a silent server: users feel it."""
+
+
+def _impact(order: Sequence[Server], by_server: Mapping[Server, Assessment], resolv: ResolvConf | None) -> _Impact:
     """What a partial failure costs a stub resolver that tries the servers in ``order``."""
     good = [s for s in order if by_server[s].code == HEALTHY]
     bad = [s for s in order if by_server[s].code != HEALTHY]
     if not good or not bad:
-        return ""
+        return _Impact("", waits=True)
+    waits = False
     words = [
         f"{len(bad)} of {len(order)} servers fail; lookups still succeed through {', '.join(s.label for s in good)}"
     ]
@@ -721,19 +734,21 @@ def _impact(order: Sequence[Server], by_server: Mapping[Server, Assessment], res
         if a.code in FAILS_FAST:
             words.append(f"{s.label} fails fast ({a.code}), so clients move past it at once")
         elif rotate:
+            waits = True
             words.append(
                 f"with `options rotate`, about 1 lookup in {len(order)} first waits {timeout:g} s for {s.label}"
                 if timeout
                 else f"some lookups first wait for {s.label}"
             )
         elif order.index(s) < first_good:
+            waits = True
             wait = f"{timeout:g} s (resolv.conf timeout)" if timeout else "the client's timeout"
             words.append(
                 f"{s.label} is asked first and stays silent, so every lookup waits {wait} before asking {good[0].label}"
             )
         else:
             words.append(f"{s.label} is asked only when the servers before it fail")
-    return "; ".join(words) + "."
+    return _Impact("; ".join(words) + ".", waits)
 
 
 def references(findings: Sequence[Finding], expect: Sequence[str] = ()) -> References:
@@ -788,9 +803,10 @@ def _hosts_override(
     )
 
 
-def _site_down(findings: Sequence[Finding], target: Target) -> Assessment | None:
+def _site_down(findings: Sequence[Finding], target: Target, website: bool) -> Assessment | None:
+    """The site refuses connections: a verdict only for a name declared a website (--web)."""
     web = [f for f in findings if f.step == "web" and "reachable" in f.evidence]
-    if not web or any(f.evidence.get("reachable") for f in web):
+    if not website or not web or any(f.evidence.get("reachable") for f in web):
         return None
     words = "; ".join(f.summary for f in web)
     return Assessment(
@@ -814,9 +830,12 @@ def diagnose(
     findings: Sequence[Finding],
     resolv: ResolvConf | None = None,
     expect: Sequence[str] = (),
+    *,
+    website: bool = False,
 ) -> Verdict:
     """The verdict of a run. ``resolv`` is given when the servers came from it (for the impact words);
-    ``expect`` holds the addresses the name must resolve to, when the user knows them."""
+    ``expect`` holds the addresses the name must resolve to, when the user knows them; ``website`` says
+    the name is a website, so that a site refusing connections is a verdict of its own."""
     if not servers:
         where = f" in {resolv.path}" if resolv else ""
         return Verdict(
@@ -836,7 +855,7 @@ def diagnose(
     evidence = gather(servers, findings)
     refs = references(findings, expect)
     assessments = {s: assess(evidence[s], target, refs) for s in servers}
-    run_level = [a for a in (_hosts_override(findings, evidence, refs, target), _site_down(findings, target)) if a]
+    run_level = [a for a in (_hosts_override(findings, evidence, refs, target), _site_down(findings, target, website)) if a]
     failing = sorted([*(a for a in assessments.values() if a.code != HEALTHY), *run_level], key=lambda a: _RANK[a.code])
     if not failing:
         answers = _answers(evidence[servers[0]])
@@ -845,6 +864,13 @@ def diagnose(
         web = [f for f in findings if f.step == "web" and f.evidence.get("reachable")]
         if web:
             summary += "; the site accepts connections (" + "; ".join(f.summary for f in web) + ")"
+        closed = [f for f in findings if f.step == "web" and f.evidence.get("reachable") is False]
+        if closed and not web:
+            addresses = ", ".join(str(f.evidence.get("address")) for f in closed)
+            summary += (
+                f"; nothing accepts connections on 443 or 80 at {addresses}, which is not counted: if "
+                f"{target.display} is a website, run with --web"
+            )
         return Verdict(
             HEALTHY,
             Status.OK,
@@ -859,8 +885,14 @@ def diagnose(
         )
     primary = failing[0]
     group = [a for a in failing if a.code == primary.code]
-    impact = _impact(servers, assessments, resolv) if len(servers) > 1 and primary.server else ""
-    summary = " ".join(a.summary for a in group) + (f" {impact}" if impact else "")
+    impact = _impact(servers, assessments, resolv) if len(servers) > 1 and primary.server else _Impact("", True)
+    summary = " ".join(a.summary for a in group) + (f" {impact.words}" if impact.words else "")
+    status = STATUS[primary.code]
+    if impact.words and not impact.waits and all(a.code in AVAILABILITY for a in failing):
+        # Clients get their answers at no cost (the failing server fails fast, or is asked only after a good
+        # one): worth a warning to fix, not a page.
+        status = Status.WARNING
+        summary += " Users do not notice it yet: a warning, not an outage."
     confidence = min((a.confidence for a in group), key=_CONFIDENCE.index)
     also = []
     for a in failing:
@@ -872,7 +904,7 @@ def diagnose(
     steps = list(dict.fromkeys(step for a in group for step in a.next_steps))
     return Verdict(
         primary.code,
-        STATUS[primary.code],
+        status,
         confidence,
         summary,
         tuple(dict.fromkeys(i for a in group for i in a.findings)),

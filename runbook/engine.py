@@ -68,7 +68,7 @@ def plan(settings: Settings, steps: Sequence[Step]) -> Plan:
             raise
         error = str(e)
     if settings.servers:
-        return Plan(settings, tuple(steps), settings.servers, "command line", resolv, error)
+        return Plan(settings, tuple(steps), settings.servers, settings.origin, resolv, error)
     assert resolv is not None
     return Plan(settings, tuple(steps), resolv.servers, str(settings.resolv_conf), resolv, error)
 
@@ -116,8 +116,9 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         settings.target,
         p.servers,
         findings,
-        p.resolv if p.servers_from != "command line" else None,
+        p.resolv if p.servers_from == str(settings.resolv_conf) else None,
         settings.expect,
+        website=settings.website,
     )
     return Run(
         run_id=new_run_id(started_wall),
@@ -141,6 +142,7 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
             "authoritative": [s.label for s in settings.authoritative],
             "expect": list(settings.expect),
             "skip": sorted(settings.skip),
+            "website": settings.website,
             **settings.options,
         },
     )

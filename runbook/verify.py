@@ -1,8 +1,10 @@
 """Proof after an incident: a run compared with a later run of the same target, finding by finding. Pure.
 
-fixed           bad before (warning, critical, unknown, error), ok now
+fixed           bad before (warning, critical, unknown, error), ok now (or no longer seen)
 still failing   bad before and bad now
-regressed       ok (or absent) before, bad now
+regressed       ok before, bad now: blocks the verification
+new             not seen before (its step could not run then, or did not exist), bad now: shown, not
+                blocking by itself — whatever it costs is in the new verdict, which must be healthy
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ def compare_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[st
     fixed: list[dict[str, Any]] = []
     failing: list[dict[str, Any]] = []
     regressed: list[dict[str, Any]] = []
+    appeared: list[dict[str, Any]] = []
     for fid, f in new.items():
         was = old.get(fid)
         if f["status"] in BAD:
-            (failing if was is not None and was["status"] in BAD else regressed).append(
+            bucket = appeared if was is None else failing if was["status"] in BAD else regressed
+            bucket.append(
                 {"id": fid, "before": was["status"] if was else None, "now": f["status"], "summary": f["summary"]}
             )
         elif was is not None and was["status"] in BAD:
@@ -41,6 +45,7 @@ def compare_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[st
         "fixed": fixed,
         "still_failing": failing,
         "regressed": regressed,
+        "new": appeared,
         "ok": ok,
         "exit_code": 0 if ok else (after["exit_code"] or 1),
     }
@@ -48,8 +53,11 @@ def compare_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[st
 
 def describe(result: Mapping[str, Any]) -> list[str]:
     lines = [f"verdict: {result['verdict_before']} -> {result['verdict_now']}"]
-    for key, words in (("fixed", "fixed"), ("still_failing", "still failing"), ("regressed", "regressed")):
-        for item in result[key]:
-            lines.append(f"{words}: {item['id']} ({item['before']} -> {item['now']}): {item['summary']}")
+    groups = (("fixed", "fixed"), ("still_failing", "still failing"), ("regressed", "regressed"), ("new", "new"))
+    for key, words in groups:
+        for item in result.get(key, ()):
+            before = item["before"] or "not seen before"
+            now = item["now"] or "no longer seen"
+            lines.append(f"{words}: {item['id']} ({before} -> {now}): {item['summary']}")
     lines.append("VERIFIED: the failure is gone and nothing regressed" if result["ok"] else "NOT VERIFIED")
     return lines

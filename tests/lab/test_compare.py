@@ -130,11 +130,15 @@ def test_slow_link_is_degraded(lab: Lab) -> None:
 
 def test_web_server_stopped_is_site_unreachable_while_dns_is_fine(lab: Lab) -> None:
     with lab.stopped("web"):
-        doc, code = diagnose(lab, ZONE, "--timeout", "1")
+        doc, code = diagnose(lab, ZONE, "--timeout", "1", "--web")
+        plain, plain_code = diagnose(lab, ZONE, "--timeout", "1")
     assert code == 2
     assert doc["verdict"]["code"] == "site-unreachable-dns-ok"
     web = finding(doc, f"web/{WEB_ADDRESS}")["evidence"]
     assert web["reachable"] is False and web["https"]["result"] == "connection refused"
+    # Not declared a website: the same outage is reported, and raises no alarm.
+    assert (plain["verdict"]["code"], plain_code) == ("healthy", 0)
+    assert "run with --web" in plain["verdict"]["summary"]
 
 
 def test_hosts_file_pinning_another_address_is_an_override(lab: Lab) -> None:

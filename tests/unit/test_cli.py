@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,14 +63,30 @@ def test_idn_name_is_asked_as_its_a_label() -> None:
     assert doc["verdict"]["code"] == "healthy"
 
 
-def test_dns_fine_but_nothing_listening_at_the_address_is_site_unreachable() -> None:
+def _listens(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_a_name_without_a_website_is_no_alarm_and_a_website_that_refuses_is_critical() -> None:
+    if _listens("127.0.0.2", 443) or _listens("127.0.0.2", 80):
+        pytest.skip("something on this host listens on 0.0.0.0:443 or :80, where the test needs a closed port")
     with dns_server() as (host, port, _):  # answers 127.0.0.2, where no web server listens
-        proc = runbook("diagnose", "yummyrecipesforme.com", "--server", f"{host}:{port}", "--format", "json")
-    doc = validate_document(json.loads(proc.stdout))
-    assert proc.returncode == 2
-    assert doc["verdict"]["code"] == "site-unreachable-dns-ok"
-    web = next(f for f in doc["findings"] if f["step"] == "web")["evidence"]
-    assert web["address"] == "127.0.0.2" and web["https"]["result"] == "connection refused"
+        plain = runbook("diagnose", "api.example", "--server", f"{host}:{port}", "--format", "json")
+        site = runbook("diagnose", "api.example", "--server", f"{host}:{port}", "--format", "json", "--web")
+    # An internal API or a mail host: what the web step saw is reported, and cron pages no one.
+    doc = validate_document(json.loads(plain.stdout))
+    assert plain.returncode == 0 and doc["verdict"]["code"] == "healthy"
+    assert "run with --web" in doc["verdict"]["summary"]
+    web = next(f for f in doc["findings"] if f["step"] == "web")
+    assert web["status"] == "warning" and "not counted" in web["summary"]
+    assert web["evidence"]["address"] == "127.0.0.2" and web["evidence"]["https"]["result"] == "connection refused"
+    # The seed's case: customers cannot reach the website although DNS works.
+    doc = validate_document(json.loads(site.stdout))
+    assert site.returncode == 2 and doc["verdict"]["code"] == "site-unreachable-dns-ok"
 
 
 def test_unknown_step_for_skip_is_an_input_error() -> None:

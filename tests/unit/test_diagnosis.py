@@ -189,6 +189,22 @@ def test_first_of_two_silent_costs_every_lookup_the_timeout() -> None:
     assert v.servers == {"203.0.113.2:53": "dns-port-filtered", "203.0.113.4:53": "healthy"}
     assert "1 of 2 servers fail" in v.summary
     assert "every lookup waits 5 s (resolv.conf timeout) before asking 203.0.113.4:53" in v.summary
+    assert v.status is Status.CRITICAL  # every user waits: an outage
+
+
+def test_a_down_secondary_that_clients_pass_at_once_is_a_warning_not_a_page() -> None:
+    v = verdict(
+        udp(S1, ANSWER),
+        tcp(S1, ANSWER),
+        ping(S1, 3),
+        udp(S2, icmp(3, 3, S2.host, server=S2)),
+        tcp(S2, RESET),
+        ping(S2, 3),
+        servers=(S1, S2),
+        resolv="nameserver 203.0.113.2\nnameserver 203.0.113.4\n",
+    )
+    assert v.code == "dns-service-down" and v.status is Status.WARNING
+    assert "fails fast" in v.summary and "Users do not notice it yet" in v.summary
 
 
 def test_second_of_two_silent_is_asked_only_when_the_first_fails() -> None:
@@ -203,6 +219,7 @@ def test_second_of_two_silent_is_asked_only_when_the_first_fails() -> None:
         resolv="nameserver 203.0.113.2\nnameserver 203.0.113.4\n",
     )
     assert "asked only when the servers before it fail" in v.summary
+    assert v.status is Status.WARNING
 
 
 def test_rotate_spreads_the_cost() -> None:
@@ -217,6 +234,7 @@ def test_rotate_spreads_the_cost() -> None:
         resolv="nameserver 203.0.113.2\nnameserver 203.0.113.4\noptions rotate\n",
     )
     assert "about 1 lookup in 2" in v.summary
+    assert v.status is Status.CRITICAL
 
 
 def test_precedence_puts_the_dead_service_first_and_keeps_the_rest_in_also() -> None:
@@ -352,7 +370,9 @@ def test_hosts_pin_and_site_down_are_patterns_of_the_whole_run() -> None:
     web = Finding(
         "web/203.0.113.22", "web", Status.CRITICAL, "203.0.113.22 does not accept connections", {"reachable": False}
     )
-    v = verdict(hosts, web, resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER), ping(S1, 3))
+    found = [hosts, web, resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER), ping(S1, 3)]
+    assert d.diagnose(TARGET, (S1,), found).code == "hosts-file-override"  # not declared a website
+    v = d.diagnose(TARGET, (S1,), found, website=True)
     assert v.code == "site-unreachable-dns-ok"
     assert [a["code"] for a in v.also] == ["hosts-file-override"]
     assert "server" not in v.also[0]

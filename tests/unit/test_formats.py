@@ -12,7 +12,7 @@ from reports import RENDERERS
 from runbook.config import load_config, parse_since
 from runbook.errors import InputError
 from runbook.steps import STEP_IDS
-from runbook.verify import compare_runs
+from runbook.verify import compare_runs, describe
 from tests.unit.test_reports import EVIL, make_run
 
 # Nagios plugin guidelines: 'label'=value[UOM];[warn];[crit];[min];[max], UOM one of s us ms % B KB MB TB c
@@ -117,6 +117,8 @@ def test_config_targets_inherit_the_defaults(tmp_path: Path) -> None:
     )
     assert second.settings.target.name == "xn--bcher-kva.example." and second.settings.target.rdtype == "AAAA"
     assert second.settings.max_loss == 0.2 and second.expect_verdict == "nxdomain"
+    # Servers named in a config are labelled with where they came from, not "command line".
+    assert first.settings.origin == f"config {path}:{first.line}" and not first.settings.website
 
 
 @pytest.mark.parametrize(
@@ -135,6 +137,12 @@ def test_config_targets_inherit_the_defaults(tmp_path: Path) -> None:
         (('servers = ["203.0.113.2"]', 'servers = ["not-an-ip"]'), r"runbook.toml:5: target 1: malformed server"),
         (('skip = ["web"]', 'skip = ["dig"]'), r"unknown step 'dig'"),
         (('[[target]]\nname = "yumm', '[target]\nname = "yumm'), r"not valid TOML|must be tables"),
+        (
+            ('expect_verdict = "nxdomain"', 'expect_verdict = "nx-domain"'),
+            r"runbook.toml:\d+: target 2: expect_verdict 'nx-domain' is not a verdict code: did you mean 'nxdomain'\?",
+        ),
+        (('[[target]]\nname = "yumm', '[[targets]]\nname = "yumm'), r"runbook.toml:\d+: unknown key 'targets'"),
+        (("max_loss = 0.2", 'web = "yes"'), r"runbook.toml:\d+: target 2: 'web' must be true or false"),
     ],
 )
 def test_config_mistakes_name_the_file_line_and_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
@@ -162,8 +170,14 @@ def test_verification_names_what_was_fixed_and_what_regressed() -> None:
     after["verdict"]["code"] = "tcp-fallback-blocked"
     result = compare_runs(before, after)
     assert [f["id"] for f in result["fixed"]] == ["udp53/203.0.113.2"]
-    assert [f["id"] for f in result["regressed"]] == ["tcp53/203.0.113.2"]
+    # A check that did not exist (or could not run) before is new, not regressed, and says so in words.
+    assert result["regressed"] == [] and [f["id"] for f in result["new"]] == ["tcp53/203.0.113.2"]
+    assert "new: tcp53/203.0.113.2 (not seen before -> critical): TCP refused" in describe(result)
+    assert not any("None" in line for line in describe(result))
     assert result["ok"] is False and result["exit_code"] == 2
+    before["findings"].append({**after["findings"][-1], "status": "ok"})
+    assert [f["id"] for f in compare_runs(before, after)["regressed"]] == ["tcp53/203.0.113.2"]
+    before["findings"].pop()
     after["findings"].pop()
     after["verdict"]["code"], after["exit_code"] = "healthy", 0
     assert compare_runs(before, after)["ok"] is True and compare_runs(before, after)["exit_code"] == 0
