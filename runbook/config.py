@@ -270,7 +270,17 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "web": (bool, "true or false"),
 }
 _TOP = {
-    "timeout", "count", "interval", "max_loss", "max_rtt", "skip", "resolvers", "web", "concurrency", "target", "module"
+    "timeout",
+    "count",
+    "interval",
+    "max_loss",
+    "max_rtt",
+    "skip",
+    "resolvers",
+    "web",
+    "concurrency",
+    "target",
+    "module",
 }
 _PER_TARGET = set(_TYPES)
 

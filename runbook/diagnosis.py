@@ -855,7 +855,9 @@ def diagnose(
     evidence = gather(servers, findings)
     refs = references(findings, expect)
     assessments = {s: assess(evidence[s], target, refs) for s in servers}
-    run_level = [a for a in (_hosts_override(findings, evidence, refs, target), _site_down(findings, target, website)) if a]
+    run_level = [
+        a for a in (_hosts_override(findings, evidence, refs, target), _site_down(findings, target, website)) if a
+    ]
     failing = sorted([*(a for a in assessments.values() if a.code != HEALTHY), *run_level], key=lambda a: _RANK[a.code])
     if not failing:
         answers = _answers(evidence[servers[0]])
