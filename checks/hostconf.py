@@ -40,9 +40,16 @@ async def run(ctx: Context) -> list[Finding]:
         evidence = conf.to_evidence()
         notes: list[str] = []
         status = Status.OK
+        invalid = [line for line in conf.ignored if line.split()[0] == "nameserver"]
+        if invalid:
+            status = Status.WARNING
+            notes.append(
+                "invalid nameserver line(s), ignored by glibc (an IP address only, no port or name): "
+                + "; ".join(repr(line) for line in invalid)
+            )
         if not conf.nameservers:
             status = Status.WARNING
-            notes.append("no nameserver line: glibc would fall back to 127.0.0.1")
+            notes.append("no usable nameserver line: glibc would fall back to 127.0.0.1")
         if len(conf.nameservers) > 3:
             status = Status.WARNING
             notes.append(f"{len(conf.nameservers)} nameservers, but glibc uses only the first 3")

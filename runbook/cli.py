@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="runbook",
     help="Diagnose why a name does not resolve, the way an incident team would, in about a second.",
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode="markdown",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 EXIT_UNKNOWN = 3
 
@@ -377,7 +379,8 @@ def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) ->
     except OSError as e:
         sys.stdout.write(text)
         fail(f"cannot write {output}: {e.strerror or e}; the report was printed instead")
-    sys.stderr.write(f"runbook: report written to {output}\n")
+    if sys.stderr.isatty():  # cron mails whatever a job prints: a report that went where it was told is silent
+        sys.stderr.write(f"runbook: report written to {output}\n")
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -427,16 +430,20 @@ def history(
     )
 
 
-def _stored(store: Store, run_id: str) -> dict[str, Any]:
-    doc = store.get(run_id)
+def _stored(store: Store, ref: str) -> dict[str, Any]:
+    """The run ``ref`` names: its id, a unique prefix of it, or ``last``."""
+    run_id = store.resolve(ref)
+    doc = store.get(run_id) if run_id else None
     if doc is None:
-        raise InputError(f"no run {run_id!r} in the store {store.path} (see `runbook history`)")
+        raise InputError(f"no run {ref!r} in the store {store.path} (see `runbook history`)")
     return doc
 
 
 @app.command()
 def report(
-    run_id: Annotated[str, typer.Argument(help="The run to render (see `runbook history`).")],
+    run_id: Annotated[
+        str, typer.Argument(help="The run to render: its id, a unique prefix of it, or `last` (see `runbook history`).")
+    ],
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.markdown,
     output: OutputOpt = None,
     store: StoreOpt = None,
@@ -446,8 +453,8 @@ def report(
     try:
         with _open_store(store) as s:
             doc = _stored(s, run_id)
-            verifications = s.verifications(run_id)
-            outage = s.outage_for(run_id)
+            verifications = s.verifications(doc["run_id"])
+            outage = s.outage_for(doc["run_id"])
     except RunbookError as e:
         fail(str(e))
     if verifications:
@@ -459,8 +466,33 @@ def report(
 
 
 @app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete the runs older than this: 30d, 12h, 90m, or a date.")
+    ] = "30d",
+    store: StoreOpt = None,
+) -> None:
+    """Delete old runs from the store (with their verifications and closed outage windows); silent unless it
+    fails, so it can run from cron: `runbook prune --older-than 30d`."""
+    from runbook.config import parse_since
+
+    try:
+        cutoff = parse_since(older_than, time.time())
+        with _open_store(store) as s:
+            gone = s.prune(cutoff)
+    except RunbookError as e:
+        fail(str(e))
+    if sys.stdout.isatty():
+        sys.stdout.write(f"{gone} run{'s' if gone != 1 else ''} older than {older_than} deleted\n")
+    raise typer.Exit(0)
+
+
+@app.command()
 def verify(
-    run_id: Annotated[str | None, typer.Argument(help="The run of the incident (see `runbook history`).")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(help="The run of the incident: its id, a unique prefix, or `last` (see `runbook history`)."),
+    ] = None,
     config_file: Annotated[
         Path | None,
         typer.Option(
@@ -504,6 +536,7 @@ def verify(
     try:
         with _open_store(store) as s:
             before = _stored(s, run_id)
+        run_id = str(before["run_id"])
         plan = _plan(config.from_document(before, STEP_IDS))
     except RunbookError as e:
         fail(str(e))
@@ -690,8 +723,18 @@ def _clock(rfc3339: object) -> str:
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI with bad usage mapped to exit 3 and one line, and never a traceback."""
     command = typer.main.get_command(app)
+    args = argv if argv is not None else sys.argv[1:]
+    if not args:  # no arguments: the help, and success (click would call it a usage error)
+        args = ["--help"]
+    dig_style = next((a for a in args if a.startswith("@") and len(a) > 1), None)
+    if dig_style is not None:
+        sys.stderr.write(
+            f"runbook: error: {dig_style!r} is dig's way to name the server; here it is --server {dig_style[1:]} "
+            f"(e.g. runbook diagnose NAME --server {dig_style[1:]})\n"
+        )
+        sys.exit(EXIT_UNKNOWN)
     try:
-        code = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="runbook", standalone_mode=False)
+        code = command.main(args=args, prog_name="runbook", standalone_mode=False)
     except typer.Exit as e:
         code = e.exit_code
     except (typer.Abort, KeyboardInterrupt):

@@ -91,6 +91,7 @@ def parse_name(text: str) -> Target:
     raw = text.strip()
     if not raw or raw != text or _CONTROL.search(raw):
         raise InputError(f"invalid name {text!r}: it must not be empty or contain spaces or control characters")
+    _not_a_name(raw)
     if raw == ".":
         return Target(name=".", display=".")
     if ".." in raw or raw.startswith("."):
@@ -108,6 +109,37 @@ def parse_name(text: str) -> Target:
     if len(ascii_text) > 253:
         raise InputError(f"invalid name {text!r}: longer than 253 characters")
     return Target(name=name.to_text(), display=raw.rstrip(".") or ".")
+
+
+def _not_a_name(raw: str) -> None:
+    """What people paste instead of a name (a URL, an e-mail address, host:port, an address, dig's @SERVER),
+    refused with the likely intent rather than queried literally."""
+    if raw.startswith("@"):
+        raise InputError(
+            f"{raw!r} is dig's way to name the server; here it is `--server {raw[1:]}` (runbook diagnose NAME "
+            f"--server {raw[1:]})"
+        )
+    if "://" in raw or "/" in raw:
+        host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", raw, flags=re.I).split("/", 1)[0].rsplit("@", 1)[-1]
+        host = re.sub(r":\d+$", "", host)
+        raise InputError(f"{raw!r} is a URL, not a name: did you mean {host}?")
+    if "@" in raw:
+        raise InputError(f"{raw!r} is not a name: did you mean {raw.rsplit('@', 1)[1]}?")
+    try:
+        ipaddress.ip_address(raw.strip("[]").split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        raise InputError(
+            f"{raw!r} is an address, not a name: to find its name, use --type PTR; to diagnose the DNS server at "
+            f"that address, give it with --server (runbook diagnose NAME --server {raw})"
+        )
+    m = re.fullmatch(r"(.+):(\d+)", raw)
+    if m:
+        raise InputError(
+            f"{raw!r} has a port, which names do not: did you mean {m.group(1)}? (a DNS server's port goes with "
+            f"--server ADDR:PORT)"
+        )
 
 
 def parse_rdtype(text: str) -> str:
@@ -134,8 +166,15 @@ def parse_server(text: str) -> Server:
         if not m:
             raise InputError(f"malformed server address {text!r}: expected [IPv6]:PORT")
         host, port_text = m.group(1), m.group(2)
+        if ":" not in host:
+            plain = host + (f":{port_text}" if port_text else "")
+            raise InputError(f"malformed server address {text!r}: brackets are for IPv6 only; write {plain}")
     elif raw.count(":") == 1:
         host, port_text = raw.split(":")
+    elif raw.count(":") > 1:
+        _ambiguous_port(raw)
+    if host.endswith("%"):
+        raise InputError(f"malformed server address {text!r}: the %scope is empty (e.g. fe80::1%eth0)")
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -148,6 +187,33 @@ def parse_server(text: str) -> Server:
             raise InputError(f"malformed port in {text!r}: expected a number from 1 to 65535")
         port = int(port_text)
     return Server(host=host, port=port)
+
+
+def _reverse_name(text: str) -> Target:
+    """For --type PTR, an address stands for its reverse name (``4.3.2.1.in-addr.arpa.``)."""
+    import dns.reversename
+
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return parse_name(text)
+    name = dns.reversename.from_address(str(address)).to_text()
+    return Target(name=name, display=name.rstrip("."))
+
+
+def _ambiguous_port(raw: str) -> None:
+    """``::1:5305`` is an IPv6 address, and also ``::1`` with port 5305: say how to write either."""
+    head, _, tail = raw.rpartition(":")
+    if "%" in raw or not tail.isdigit() or not 1 <= int(tail) <= 65535:
+        return
+    try:
+        ipaddress.ip_address(head)
+    except ValueError:
+        return
+    raise InputError(
+        f"ambiguous server address {raw!r}: for {head} port {tail} write [{head}]:{tail}; for the address "
+        f"{raw} on port 53 write [{raw}]"
+    )
 
 
 def parse_timeout(value: float) -> float:
@@ -207,8 +273,9 @@ def build(
 
     if not 0 <= count <= 1000:
         raise InputError(f"--count {count} is out of range: give 0 to 1000 queries")
+    qtype = parse_rdtype(rdtype)
     return Settings(
-        target=replace(parse_name(name), rdtype=parse_rdtype(rdtype)),
+        target=replace(_reverse_name(name) if qtype == "PTR" else parse_name(name), rdtype=qtype),
         servers=tuple(parse_server(s) for s in servers),
         resolvers=tuple(parse_server(s) for s in resolvers),
         authoritative=tuple(parse_server(s) for s in authoritative),

@@ -838,12 +838,19 @@ def diagnose(
     the name is a website, so that a site refusing connections is a verdict of its own."""
     if not servers:
         where = f" in {resolv.path}" if resolv else ""
+        invalid = [line for line in (resolv.ignored if resolv else ()) if line.split()[0] == "nameserver"]
+        what = (
+            f"the nameserver line{'s' if len(invalid) > 1 else ''}{where} "
+            f"({'; '.join(repr(line) for line in invalid)}) {'are' if len(invalid) > 1 else 'is'} invalid and "
+            "ignored by glibc (resolv.conf takes a bare IP address: no port, no name)"
+            if invalid
+            else f"there is no nameserver{where}"
+        )
         return Verdict(
             NO_RESOLVER,
             STATUS[NO_RESOLVER],
             "high",
-            f"No DNS server to diagnose: there is no nameserver{where} and none was given with --server "
-            "(glibc would try 127.0.0.1)",
+            f"No DNS server to diagnose: {what}, and none was given with --server (glibc would try 127.0.0.1)",
             tuple(f.id for f in findings if f.step == "hostconf"),
             (
                 "Add a `nameserver ADDRESS` line to /etc/resolv.conf, or name the server: "

@@ -176,6 +176,53 @@ class Store:
         doc: dict[str, Any] = json.loads(row[0])
         return doc
 
+    def resolve(self, ref: str) -> str | None:
+        """The run id that ``ref`` names: an id, a unique prefix of one, or ``last`` (the newest run).
+        None when nothing matches; an error naming the candidates when a prefix is ambiguous."""
+        if ref == "last":
+            row = self._do(
+                "read the runs",
+                lambda: self._db.execute("SELECT run_id FROM runs ORDER BY started_epoch DESC LIMIT 1").fetchone(),
+            )
+            return str(row[0]) if row else None
+        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._do(
+            "read the runs",
+            lambda: self._db.execute(
+                "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY started_epoch DESC LIMIT 6",
+                (pattern,),
+            ).fetchall(),
+        )
+        ids = [str(r[0]) for r in rows]
+        if ref in ids or len(ids) == 1:
+            return ref if ref in ids else ids[0]
+        if len(ids) > 1:
+            more = ", ..." if len(ids) > 5 else ""
+            raise StoreError(f"run {ref!r} is ambiguous: it begins {', '.join(ids[:5])}{more}; give more of it")
+        return None
+
+    def prune(self, before_epoch: float) -> int:
+        """Delete the runs started before ``before_epoch`` with their verifications and closed outage windows;
+        returns how many runs went. The file shrinks at the next VACUUM (done here when much went)."""
+
+        def delete() -> int:
+            with self._transaction() as db:
+                db.execute(
+                    "DELETE FROM verifications WHERE run_id IN (SELECT run_id FROM runs WHERE started_epoch < ?) "
+                    "OR verified_by IN (SELECT run_id FROM runs WHERE started_epoch < ?)",
+                    (before_epoch, before_epoch),
+                )
+                db.execute(
+                    "DELETE FROM outages WHERE recovery_run_id IN (SELECT run_id FROM runs WHERE started_epoch < ?)",
+                    (before_epoch,),
+                )
+                gone = db.execute("DELETE FROM runs WHERE started_epoch < ?", (before_epoch,)).rowcount
+            if gone:
+                self._db.execute("VACUUM")
+            return int(gone)
+
+        return int(self._do("prune old runs", delete))
+
     def history(
         self, name: str | None = None, since: float | None = None, verdict: str | None = None, limit: int = 50
     ) -> list[RunRow]:

@@ -210,3 +210,23 @@ def test_one_step_alone() -> None:
     proc = runbook("ping", "yummyrecipesforme.com", "--server", f"127.0.0.1:{port}", "--format", "json")
     doc = json.loads(proc.stdout)
     assert next(f for f in doc["findings"] if f["step"] == "ping")["evidence"]["received"] >= 1
+
+
+def test_no_arguments_and_dash_h_print_help_and_succeed() -> None:
+    for args in ((), ("-h",), ("diagnose", "-h")):
+        proc = runbook(*args)
+        assert proc.returncode == 0 and "Usage: runbook" in proc.stdout, args
+
+
+def test_digs_at_server_habit_gets_the_runbook_way() -> None:
+    proc = runbook("diagnose", "@127.0.0.1", "example.com")
+    assert proc.returncode == 3
+    assert "--server 127.0.0.1" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_report_written_to_a_file_is_silent_for_cron(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    server = f"127.0.0.1:{closed_port()}"
+    proc = runbook("diagnose", "example.com", "--server", server, "--format", "json", "-o", str(out), "--no-record")
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == ""
+    assert json.loads(out.read_text())["verdict"]["code"] == "dns-service-down"

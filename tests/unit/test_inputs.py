@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runbook.config import parse_name, parse_rdtype, parse_server, parse_timeout
+from runbook.config import build, parse_name, parse_rdtype, parse_server, parse_timeout
 from runbook.errors import InputError
 from runbook.model import Server
 
@@ -107,3 +109,37 @@ def test_server_labels_and_keys() -> None:
 def test_absurd_timeouts_are_refused(value: float) -> None:
     with pytest.raises(InputError):
         parse_timeout(value)
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("https://example.com/path", "is a URL, not a name: did you mean example.com?"),
+        ("http://user@example.com:8080/", "did you mean example.com?"),
+        ("example.com:443", "did you mean example.com?"),
+        ("user@example.com", "did you mean example.com?"),
+        ("192.0.2.1", "use --type PTR"),
+        ("2001:db8::1", "--server 2001:db8::1"),
+        ("@192.0.2.1", "--server 192.0.2.1"),
+    ],
+)
+def test_what_people_paste_instead_of_a_name_is_refused_with_the_likely_intent(typed: str, says: str) -> None:
+    with pytest.raises(InputError, match=re.escape(says)):
+        parse_name(typed)
+
+
+def test_an_address_with_type_ptr_is_its_reverse_name() -> None:
+    assert build("192.0.2.1", "PTR").target.name == "1.2.0.192.in-addr.arpa."
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("fe80::1%", "the %scope is empty"),
+        ("[1.2.3.4]:53", "brackets are for IPv6 only; write 1.2.3.4:53"),
+        ("::1:5305", "for ::1 port 5305 write [::1]:5305; for the address ::1:5305 on port 53 write [::1:5305]"),
+    ],
+)
+def test_server_forms_that_mislead_say_how_to_write_them(typed: str, says: str) -> None:
+    with pytest.raises(InputError, match=re.escape(says)):
+        parse_server(typed)

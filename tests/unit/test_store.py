@@ -184,3 +184,49 @@ def test_a_writer_killed_mid_write_leaves_a_sound_store(tmp_path: Path) -> None:
         assert rows  # some runs made it, each one whole
         for row in rows:
             assert store.get(row.run_id)["findings"][0]["evidence"]["padding"] == "x" * 200_000
+
+
+def _at(d: dict[str, Any], started_at: str) -> dict[str, Any]:
+    d["started_at"] = started_at
+    return d
+
+
+def test_a_run_is_named_by_a_unique_prefix_or_last(tmp_path: Path) -> None:
+    with Store(tmp_path / "runs.db") as store:
+        store.record(_at(doc("20261101T000000Z-aaaaaa"), "2026-11-01T00:00:00Z"))
+        store.record(_at(doc("20261102T000000Z-bbbbbb"), "2026-11-02T00:00:00Z"))
+        store.record(_at(doc("20261102T000000Z-bbbccc"), "2026-11-02T00:00:01Z"))
+        assert store.resolve("last") == "20261102T000000Z-bbbccc"
+        assert store.resolve("20261101") == "20261101T000000Z-aaaaaa"
+        assert store.resolve("20261101T000000Z-aaaaaa") == "20261101T000000Z-aaaaaa"
+        assert store.resolve("2027") is None
+        assert store.resolve("_%") is None  # LIKE's wildcards are taken literally
+        with pytest.raises(StoreError, match="ambiguous"):
+            store.resolve("20261102T000000Z-bbb")
+
+
+def test_prune_deletes_old_runs_and_their_verifications(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        store.record(_at(doc("old"), "2020-01-01T00:00:00Z"))
+        store.record(_at(doc("new"), "2026-11-01T00:00:00Z"))
+        store.record_verification("old", "new", "2026-11-01T00:00:00Z", {"ok": True})
+    proc = runbook("prune", "--older-than", "2025-01-01", "--store", str(path))
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""  # silent for cron
+    with Store(path) as store:
+        assert [r.run_id for r in store.history()] == ["new"]
+        assert store.verifications("old") == []
+
+
+def test_report_last_and_a_prefix_render_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    proc = runbook(
+        "diagnose", "yummyrecipesforme.com", "--server", f"127.0.0.1:{closed_port()}", "--format", "json",
+        "--store", str(path), "--skip", "web",
+    )  # fmt: skip
+    run_id = json.loads(proc.stdout)["run_id"]
+    for ref in ("last", run_id[:12]):
+        proc = runbook("report", ref, "--store", str(path), "--format", "json")
+        assert proc.returncode == 2 and json.loads(proc.stdout)["run_id"] == run_id
+    proc = runbook("report", "nope", "--store", str(path))
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1
