@@ -190,17 +190,30 @@ async def _server(
     paths: dict[str, Any] = {}
     blocked: list[str] = []
     unsure: list[str] = []
+    # A server on this host (loopback, or one of its own addresses): the query also comes in to the daemon
+    # through input, and the answer leaves it through output, on the loopback interface.
+    local_server = me == them or them.is_loopback
+    dns = (server.port, server.port)
     for proto in ("udp", "tcp"):
-        out = netfilter.Packet("output", family, proto, me, them, ephemeral, (server.port, server.port), "new", oif=dev)
-        back = netfilter.Packet(
-            "input", family, proto, them, me, (server.port, server.port), ephemeral, "established", iif=dev
-        )
-        for direction, packet in (("query", out), ("answer", back)):
+        packets = [
+            ("query", netfilter.Packet("output", family, proto, me, them, ephemeral, dns, "new", oif=dev)),
+            ("answer", netfilter.Packet("input", family, proto, them, me, dns, ephemeral, "established", iif=dev)),
+        ]
+        if local_server:
+            packets += [
+                ("query_in", netfilter.Packet("input", family, proto, me, them, ephemeral, dns, "new", iif=dev)),
+                (
+                    "answer_out",
+                    netfilter.Packet("output", family, proto, them, me, dns, ephemeral, "established", oif=dev),
+                ),
+            ]
+        for direction, packet in packets:
+            label = f"{proto.upper()} {direction.replace('_', ' ')}"
             try:
                 decision = netfilter.evaluate(tables, packet)
             except netfilter.RulesetError as e:
                 paths[f"{proto}_{direction}"] = {"verdict": "unknown", "error": str(e)}
-                unsure.append(f"{proto.upper()} {direction}: {e}")
+                unsure.append(f"{label}: {e}")
                 continue
             paths[f"{proto}_{direction}"] = {
                 "verdict": decision.verdict,
@@ -211,13 +224,13 @@ async def _server(
                 "certain": decision.certain,
             }
             if decision.blocks:
-                blocked.append(f"{proto.upper()} {direction}: {_cite(decision)}")
+                blocked.append(f"{label}: {_cite(decision)}")
             elif decision.verdict == "queue":
-                unsure.append(f"{proto.upper()} {direction}: handed to a userspace program, {_cite(decision)}")
+                unsure.append(f"{label}: handed to a userspace program, {_cite(decision)}")
             elif decision.may_match:
                 risky = [m for m in decision.may_match if m.get("verdict") in netfilter.FINAL | {"jump", "goto"}]
                 if risky:
-                    unsure.append(f"{proto.upper()} {direction}: may be stopped by {_rule_words(risky[0])}")
+                    unsure.append(f"{label}: may be stopped by {_rule_words(risky[0])}")
     evidence = {
         "sources": read,
         "problems": problems,
@@ -251,7 +264,9 @@ async def _server(
     return ctx.finding(
         server.key,
         Status.OK,
-        f"this host's firewall lets DNS to {server.host} out and back in (UDP query: {why})",
+        f"this host's firewall lets DNS to {server.host} out and back in"
+        + (" (and in to and out of the server on this host)" if local_server else "")
+        + f" (UDP query: {why})",
         evidence,
         server=server,
         clock=clock,

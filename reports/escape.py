@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>&])")
+# Inline text inside our own paragraphs and list items: only what opens a construct there (emphasis, code,
+# links and images, HTML and entities, table cells, strikethrough). Dots, dashes and parentheses stay as
+# they are, so the raw text pastes readably into a ticket.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~<>&])")
 
 
 def terminal(text: object) -> str:
@@ -25,9 +28,16 @@ def terminal(text: object) -> str:
     return "".join(out)
 
 
+_MD_BLOCK_MARK = re.compile(r"^(\s*)([#+\-=>])")
+_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)")
+
+
 def markdown(text: object) -> str:
-    """Inline Markdown text: every character Markdown or HTML would interpret is escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", terminal(text)).replace("\n", " ")
+    """Inline Markdown text: every character Markdown or HTML would interpret there is escaped, and a start
+    that would open a block (a heading, a list item, a quote) when the text begins a line."""
+    inline = _MD_SPECIAL.sub(r"\\\1", terminal(text)).replace("\n", " ")
+    inline = _MD_BLOCK_MARK.sub(lambda m: m.group(1) + "\\" + m.group(2), inline, count=1)
+    return _MD_ORDERED.sub(lambda m: m.group(1) + "\\" + m.group(2), inline, count=1)
 
 
 def code_span(text: object) -> str:

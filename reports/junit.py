@@ -73,17 +73,17 @@ def _suite(doc: Document, index: int, host: str) -> ET.Element:
                 "error",
                 {"type": "error", "message": _clean(findings[0]["summary"] if findings else step.get("reason", ""))},
             )
-            err.text = _clean("\n".join(f["summary"] for f in findings))
+            err.text = _lines([f["summary"] for f in findings])
         elif bad:
             failures += 1
             fail = ET.SubElement(case, "failure", {"type": bad[0]["status"], "message": _clean(bad[0]["summary"])})
-            fail.text = _clean("\n".join(f"{f['id']}: {f['summary']}" for f in bad))
+            fail.text = _lines([f"{f['id']}: {f['summary']}" for f in bad])
     tests += 1
     case = ET.SubElement(suite, "testcase", {"name": "verdict", "classname": f"runbook.{name}", "time": "0"})
     if verdict["status"] in _FAILING:
         failures += 1
         fail = ET.SubElement(case, "failure", {"type": verdict["code"], "message": _clean(verdict["summary"])})
-        fail.text = _clean("\n".join(verdict["next_steps"]))
+        fail.text = _lines(list(verdict["next_steps"]))
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
@@ -97,3 +97,8 @@ def _suite(doc: Document, index: int, host: str) -> ET.Element:
 def _clean(value: object) -> str:
     """Text fit for XML 1.0: no control characters (they are shown escaped, as on a terminal)."""
     return terminal(value)
+
+
+def _lines(lines: list[str]) -> str:
+    """A failure body: the lines joined by real newlines, each line cleaned (its own newlines escaped)."""
+    return "\n".join(_clean(line) for line in lines)

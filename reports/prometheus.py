@@ -12,26 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reports import Document
+from runbook.diagnosis import PRECEDENCE
 
-CODES = (
-    "healthy",
-    "dns-service-down",
-    "dns-port-filtered",
-    "dns-blocked-in-path",
-    "local-firewall-blocks-dns",
-    "dns-server-unreachable",
-    "resolver-refused",
-    "upstream-servfail",
-    "dnssec-validation-failure",
-    "nxdomain",
-    "dns-answer-mismatch",
-    "hosts-file-override",
-    "tcp-fallback-blocked",
-    "dns-degraded",
-    "site-unreachable-dns-ok",
-    "no-resolver-configured",
-    "inconclusive",
-)
+# The rule table's codes, in its order: one source for the diagnosis, this writer and the JSON Schema.
+CODES = tuple(code for code, _ in PRECEDENCE)
 RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
 
 

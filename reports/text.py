@@ -7,6 +7,7 @@ run document goes into ``rich.text.Text`` objects (never parsed as markup) after
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from rich.theme import Theme
 from reports import Document, each
 from reports.common import packet_log
 from reports.escape import terminal
+from runbook.model import action
 
 if TYPE_CHECKING:
     from runbook.model import StepResult
@@ -36,6 +38,7 @@ THEME = Theme(
         "status.running": "cyan",
         "heading": "bold",
         "packet": "dim",
+        "command": "bold",
         "hint": "italic dim",
     }
 )
@@ -57,7 +60,7 @@ def build(doc: Document) -> Group:
     parts: list[Any] = []
     display = target.get("display_name") or target["name"]
     head = Text.assemble(
-        ("runbook diagnose ", "heading"),
+        (f"runbook {terminal(doc.get('command', 'diagnose'))} ", "heading"),
         _t(display, "heading"),
         f" ({target['type']})",
         "  servers: ",
@@ -87,9 +90,6 @@ def build(doc: Document) -> Group:
 
     style = f"status.{verdict['status']}"
     body: list[Any] = [_t(verdict["summary"])]
-    if verdict["next_steps"]:
-        body.append(Text("\nNext steps", style="heading"))
-        body.extend(_t(f"{i}. {step}") for i, step in enumerate(verdict["next_steps"], 1))
     for also in verdict.get("also", []):
         body.append(
             Text.assemble(
@@ -100,6 +100,17 @@ def build(doc: Document) -> Group:
         (f"{verdict['status'].upper()} ", style), _t(verdict["code"], style), f"  confidence {verdict['confidence']}"
     )
     parts.append(Panel(Group(*body), title=title, title_align="left", border_style=style))
+    if verdict["next_steps"]:
+        # Outside the panel, and each command on a line of its own that is never folded: pasted whole.
+        parts.append(Text("Next steps", style="heading"))
+        for i, step in enumerate(verdict["next_steps"], 1):
+            parts.append(_t(f"{i}. {step}"))
+            parts.extend(
+                Text("     $ " + terminal(command), style="command", no_wrap=True, overflow="ignore")
+                for command in action(step)["commands"]
+            )
+    if doc.get("interrupted"):
+        parts.append(Text("interrupted: the steps that had not finished are marked so above", style="hint"))
     parts.append(Text(f"run {doc['run_id']} · {doc['duration_s']:.2f} s · exit {doc['exit_code']}", style="hint"))
     return Group(*parts)
 
@@ -118,10 +129,18 @@ def _console(buf: io.StringIO, color: bool, width: int) -> Console:
     )
 
 
+_TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def _unpadded(text: str) -> str:
+    """rich pads table cells to the width: piped into a file or a ticket, the padding is noise."""
+    return _TRAILING.sub(r"\1", text)
+
+
 def render(doc: Document, *, color: bool = False, width: int = 100) -> str:
     buf = io.StringIO()
     _console(buf, color, width).print(build(doc), crop=False)
-    return buf.getvalue()
+    return _unpadded(buf.getvalue())
 
 
 def render_all(docs: Sequence[Document], *, color: bool = False, width: int = 100) -> str:
@@ -131,19 +150,20 @@ def render_all(docs: Sequence[Document], *, color: bool = False, width: int = 10
 def history_table(rows: Sequence[Document], *, color: bool = False, width: int = 120) -> str:
     """``runbook history``: one line a run, newest first."""
     table = Table(show_header=True, header_style="heading", box=None, pad_edge=False)
-    for column in ("run", "started", "name", "verdict", "exit"):
+    for column in ("run", "started", "name", "servers", "verdict", "exit"):
         table.add_column(column, no_wrap=True)
     for r in rows:
         table.add_row(
             _t(r["run_id"]),
             _t(r["started_at"]),
-            _t(str(r["name"]).rstrip(".")),
+            _t(str(r["name"]).rstrip(".") + ("" if r.get("command") in (None, "diagnose") else f" ({r['command']})")),
+            _t(", ".join(r.get("servers", ())) or "-"),
             Text(terminal(r["verdict"]), style=f"status.{r['status']}"),
             _t(r["exit_code"]),
         )
     buf = io.StringIO()
     _console(buf, color, width).print(table if rows else Text("no recorded run matches", style="hint"))
-    return buf.getvalue()
+    return _unpadded(buf.getvalue())
 
 
 class LiveProgress:

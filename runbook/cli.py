@@ -38,6 +38,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 EXIT_UNKNOWN = 3
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report it (128 + SIGINT): the report of what finished is still printed and recorded."""
 
 
 class Format(StrEnum):
@@ -292,27 +294,22 @@ def diagnose(
         with LiveProgress(Console(stderr=True, theme=THEME), list(RUNBOOK)) as progress:
             runs = [engine.run_sync(plans[0], progress)]
     else:
-        runs = asyncio.run(engine.execute_many(plans, concurrency))
+        runs = engine.interruptible(engine.execute_many(plans, concurrency))
     docs = [r.to_document() for r in runs]
     emit(docs, fmt, output)
     _record(docs, store, no_record)
+    if len(runs) < len(plans) or any(r.interrupted for r in runs):
+        raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(worst_exit_code([r.exit_code for r in runs]))
 
 
-# One step alone (DESIGN §4): the same runbook with every other network step left out. hostconf always runs
-# (it says where the servers came from); the verdict rests on what the chosen step saw.
-SINGLE_STEPS = {
-    "resolve": ("resolve",),
-    "probe": ("udp53", "tcp53"),
-    "ping": ("ping",),
-    "compare": ("resolve", "compare"),
-    "firewall": ("firewall",),
-    "hostconf": (),
-    "web": ("resolve", "web"),
-}
+# One step alone (DESIGN §4): only that step runs (and hostconf, which says where the servers came from); the
+# verdict is one its own evidence supports (runbook.steps.SINGLE_STEPS), else a step-result.
+def _single(command: str) -> None:
+    from runbook.steps import SINGLE_STEPS
 
+    single = SINGLE_STEPS[command]
 
-def _single(command: str, keep: tuple[str, ...]) -> None:
     def one_step(
         name: Annotated[str, typer.Argument(help="The name to ask about.")],
         rdtype: TypeOpt = "A",
@@ -326,36 +323,45 @@ def _single(command: str, keep: tuple[str, ...]) -> None:
         resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
     ) -> None:
         from runbook import engine
-        from runbook.steps import STEP_IDS
+        from runbook.steps import RUNBOOK
 
-        skip = [s for s in STEP_IDS if s not in (*keep, "hostconf")]
+        given = {"resolver": resolver, "authoritative": authoritative, "expect": expect}
+        unused = [f"--{k}" for k, v in given.items() if v and k not in single.uses]
         try:
-            plan = _plan(
-                _settings(
-                    name,
-                    rdtype,
-                    server,
-                    resolver,
-                    authoritative,
-                    expect,
-                    skip,
-                    timeout=timeout,
-                    resolv_conf=resolv_conf,
+            if unused:
+                raise InputError(
+                    f"runbook {command} does not use {', '.join(unused)}: it asks the --server(s) only "
+                    "(`runbook compare` compares with other servers; `runbook diagnose` runs every step)"
                 )
+            settings = _settings(
+                name,
+                rdtype,
+                server,
+                resolver,
+                authoritative,
+                expect,
+                None,
+                timeout=timeout,
+                resolv_conf=resolv_conf,
+                website=command == "web",  # asked about the site itself: it is a website
             )
+            plan = engine.plan(settings, RUNBOOK, command)
         except InputError as e:
             fail(str(e))
         run = engine.run_sync(plan)
         emit([run.to_document()], fmt, output)
-        raise typer.Exit(run.exit_code)
+        raise typer.Exit(EXIT_INTERRUPTED if run.interrupted else run.exit_code)
 
-    steps = " and ".join(keep) or "nothing but the host's resolver files"
-    one_step.__doc__ = f"Run one step of the runbook alone ({steps}); not recorded."
+    steps = " and ".join(single.steps) or "nothing but the host's resolver files"
+    one_step.__doc__ = (
+        f"Run one step of the runbook alone ({steps}); not recorded. The verdict is one its own evidence supports, "
+        "else `step-result` with the step's status. Exit 0 ok, 1 warning, 2 critical, 3 unknown."
+    )
     app.command(command)(one_step)
 
 
-for _command, _keep in SINGLE_STEPS.items():
-    _single(_command, _keep)
+for _command in ("resolve", "probe", "ping", "compare", "firewall", "hostconf", "web"):
+    _single(_command)
 
 
 def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) -> None:
@@ -366,8 +372,8 @@ def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) ->
         from reports.text import render_all
 
         to_terminal = output is None and sys.stdout.isatty()
-        color = to_terminal and not os.environ.get("NO_COLOR")
         width = shutil.get_terminal_size((100, 24)).columns if to_terminal else 100
+        color = _color(output is None and to_terminal)
         text = render_all(docs, color=color, width=width)
     else:
         text = RENDERERS[fmt.value](docs)
@@ -381,6 +387,13 @@ def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) ->
         fail(f"cannot write {output}: {e.strerror or e}; the report was printed instead")
     if sys.stderr.isatty():  # cron mails whatever a job prints: a report that went where it was told is silent
         sys.stderr.write(f"runbook: report written to {output}\n")
+
+
+def _color(to_terminal: bool) -> bool:
+    """Colour on a terminal, or where FORCE_COLOR asks for it (as rich does); never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return to_terminal or bool(os.environ.get("FORCE_COLOR"))
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -425,9 +438,7 @@ def history(
         return
     from reports.text import history_table
 
-    sys.stdout.write(
-        history_table([r.to_dict() for r in rows], color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    )
+    sys.stdout.write(history_table([r.to_dict() for r in rows], color=_color(sys.stdout.isatty())))
 
 
 def _stored(store: Store, ref: str) -> dict[str, Any]:
@@ -519,9 +530,11 @@ def verify(
             plans, expected, concurrency = _config_plans(config_file)
         except InputError as e:
             fail(str(e))
-        runs = asyncio.run(engine.execute_many(plans, concurrency))
+        runs = engine.interruptible(engine.execute_many(plans, concurrency))
         docs = [r.to_document() for r in runs]
         _record(docs, store, no_record)
+        if len(runs) < len(plans) or any(r.interrupted for r in runs):
+            raise typer.Exit(EXIT_INTERRUPTED)
         mismatches = 0
         for run, want in zip(runs, expected, strict=True):
             ok = run.verdict.code == want
@@ -540,7 +553,12 @@ def verify(
         plan = _plan(config.from_document(before, STEP_IDS))
     except RunbookError as e:
         fail(str(e))
-    after = engine.run_sync(plan).to_document()
+    run = engine.run_sync(plan)
+    after = run.to_document()
+    if run.interrupted:
+        emit([after], fmt, None)
+        _record([after], store, no_record)
+        raise typer.Exit(EXIT_INTERRUPTED)
     result = compare_runs(before, after)
     emit([after], fmt, None)
     sys.stdout.write("\n".join([f"verification of {run_id} by {after['run_id']}:", *describe(result)]) + "\n")
@@ -615,7 +633,7 @@ def watch(
         )
         _store_write("the outage window", store, no_record, lambda s: s.record_outage(window))
 
-    last, ongoing = asyncio.run(engine.watch(plan, every, until_healthy, max_duration, on_run, on_outage))
+    last, ongoing = engine.interruptible(engine.watch(plan, every, until_healthy, max_duration, on_run, on_outage))
     if ongoing is not None:
         window = ongoing.to_dict()
         sys.stdout.write(
@@ -634,8 +652,9 @@ def demo(
     output: OutputOpt = None,
     timeout: TimeoutOpt = 2.0,
 ) -> None:
-    """The seed's incident (and its cousins) reproduced on loopback, unprivileged: real servers inside this
-    process, the real diagnosis against them. Exit 0 when the diagnosis finds what the scenario staged."""
+    """The incident that started this project (and its cousins) reproduced on loopback, unprivileged: real
+    servers inside this process, the real diagnosis against them. Exit 0 when the diagnosis finds what the
+    scenario staged."""
     from runbook import config
     from runbook import demo as demos
 
@@ -739,7 +758,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
         code = e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("runbook: interrupted\n")
-        code = 130
+        code = EXIT_INTERRUPTED
     except Exception as e:
         if _is_usage_error(e):  # click's UsageError (vendored by typer): bad usage is exit 3, one line
             sys.stderr.write(f"runbook: error: {e.format_message()}\n")  # type: ignore[attr-defined]

@@ -51,7 +51,7 @@ SCENARIOS = {
     for s in (
         Scenario(
             "incident",
-            "the seed: the resolver's port is closed, UDP 53 draws an ICMP port unreachable",
+            "the incident: the resolver's port is closed, UDP 53 draws an ICMP port unreachable",
             "dns-service-down",
         ),
         Scenario("healthy", "everything works: the resolver answers what the authoritative server says", "healthy"),

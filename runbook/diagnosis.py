@@ -14,7 +14,7 @@ from typing import Any
 
 from runbook.answers import DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
 from runbook.hostfiles import ResolvConf
-from runbook.model import Finding, Server, Status, Target, Verdict
+from runbook.model import Finding, Server, Status, StepResult, Target, Verdict, worst
 
 HEALTHY = "healthy"
 SERVICE_DOWN = "dns-service-down"
@@ -33,6 +33,8 @@ HOSTS_OVERRIDE = "hosts-file-override"
 DEGRADED = "dns-degraded"
 NO_RESOLVER = "no-resolver-configured"
 INCONCLUSIVE = "inconclusive"
+STEP_RESULT = "step-result"
+"""One step's command (``runbook ping``...) whose evidence supports no diagnosis: its status is the step's."""
 
 # The one precedence table: when servers fail differently, the earlier code is the verdict and the
 # others go to ``also``. A failure of this host comes first (it hides everything behind it), then a
@@ -55,6 +57,7 @@ PRECEDENCE: tuple[tuple[str, Status], ...] = (
     (DEGRADED, Status.WARNING),
     (INCONCLUSIVE, Status.UNKNOWN),
     (NO_RESOLVER, Status.UNKNOWN),
+    (STEP_RESULT, Status.UNKNOWN),  # nominal: its status is the step's own
     (HEALTHY, Status.OK),
 )
 STATUS: Mapping[str, Status] = dict(PRECEDENCE)
@@ -341,8 +344,9 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
                     f"{port} accepts the connection but never answers the query: the DNS daemon listens but does "
                     "not serve — hung, or overloaded by a flood of queries (a DDoS) — unless a firewall also drops "
                     "UDP",
-                    f"On {s.host}: look at the DNS daemon's load and log (`top`, `journalctl -u <daemon>`), and at "
-                    f"the query rate (`tcpdump -ni any -c 1000 port {s.port}`); restart it if it is hung",
+                    f"On {s.host}: look at the DNS daemon's load and log (`top`, "
+                    f"`journalctl --since '-15 min' {DAEMON_UNITS}`), and at the query rate "
+                    f"(`tcpdump -ni any -c 1000 port {s.port}`); restart it if it is hung",
                     f"On {s.host} and the firewalls in between: look for drop rules on udp dport {s.port}",
                 )
             tcp_note = (
@@ -408,7 +412,13 @@ def _local_block(firewall: Mapping[str, Any] | None, proto: str) -> tuple[str, b
     if not firewall:
         return None
     paths = firewall.get("paths", {})
-    for direction in ("query", "answer"):
+    words = {
+        "query": "the query going out",
+        "answer": "the answer coming back",
+        "query_in": "the query coming in to the server on this host",
+        "answer_out": "the answer leaving the server on this host",
+    }
+    for direction, what in words.items():
         path = paths.get(f"{proto}_{direction}") or {}
         if path.get("verdict") in ("drop", "reject"):
             rule = path.get("rule") or path.get("policy") or {}
@@ -418,7 +428,6 @@ def _local_block(firewall: Mapping[str, Any] | None, proto: str) -> tuple[str, b
                 if rule.get("rule")
                 else f"policy {rule.get('policy')}"
             )
-            what = "the query going out" if direction == "query" else "the answer coming back"
             return f"{path['verdict']} of {what} by {where}: {text}", bool(path.get("certain"))
     return None
 
@@ -445,7 +454,7 @@ def _answered(
     rcode = mine.get("rcode")
     qname, qtype = target.name, target.rdtype
     auths = refs.answering_authorities
-    dig_auth = f"dig @AUTHORITATIVE {qname} {qtype} +norec"
+    dig_auth = _dig_auth(refs, target)
     auth_words = "; ".join(f"{a.get('server')}: {_answer_words(a, target)}" for a in auths) or "none answered"
 
     if rcode == "SERVFAIL":
@@ -477,7 +486,7 @@ def _answered(
                 + "; ".join(f"{a.get('server')}: {a.get('lame') or a.get('outcome')}" for a in failing)
                 + (f" ({ede_words})" if ede_words else ""),
                 "Restore the zone's authoritative servers: " + ", ".join(str(a.get("server")) for a in failing),
-                f"Check each one directly: `{dig_auth}`",
+                f"Check each one directly: {dig_auth}",
             )
         return result(
             UPSTREAM,
@@ -490,7 +499,7 @@ def _answered(
                 if auths
                 else "; the zone's authoritative servers could not be checked"
             ),
-            f"On {s.host}: read the resolver's log for the upstream errors; `{dig_auth}` from {s.host}",
+            f"On {s.host}: read the resolver's log for the upstream errors; {dig_auth} from {s.host}",
         )
 
     expected = matches_expected(mine.get("answers", []), refs.expect, qname, qtype) if rcode == "NOERROR" else UNKNOWN
@@ -503,7 +512,7 @@ def _answered(
                 f"{target.display} does not exist: {s.label} answers NXDOMAIN, and so do the zone's "
                 f"authoritative servers ({', '.join(str(a.get('server')) for a in auths)})",
                 f"Check the name for typos; if it should exist, add it to the zone and check the zone's serial "
-                f"reached every authoritative server (`{dig_auth}`)",
+                f"reached every authoritative server ({dig_auth})",
             )
         if auth_has_records:
             return result(
@@ -519,7 +528,7 @@ def _answered(
             "medium",
             f"{s.label} says {target.display} does not exist (NXDOMAIN); the authoritative servers could not "
             "confirm it",
-            f"Check the name for typos, and ask the zone's authoritative servers: `{dig_auth}`",
+            f"Check the name for typos, and ask the zone's authoritative servers: {dig_auth}",
         )
 
     if rcode == "NOERROR":
@@ -529,7 +538,7 @@ def _answered(
                 "high",
                 f"{s.label} answers {target.display} with {_answer_words(mine, target)}, none of the expected "
                 f"{', '.join(refs.expect)}: possible hijack or redirection of users",
-                *_mismatch_steps(s, qname),
+                *_mismatch_steps(s, target, refs),
             )
         if not refs.expect and auth_has_records:
             verdict = compare(mine.get("answers", []), [a.get("answers", []) for a in auth_has_records], qname, qtype)
@@ -540,7 +549,7 @@ def _answered(
                     f"{s.label} answers {target.display} with {_answer_words(mine, target)}, but the zone's "
                     f"authoritative servers say {auth_words}: the sets share nothing — possible hijack or "
                     "redirection of users",
-                    *_mismatch_steps(s, qname),
+                    *_mismatch_steps(s, target, refs),
                 )
         others = [r for r in refs.resolvers if r.get("outcome") == "answer" and r.get("answers")]
         if not refs.expect and not auth_has_records and others:
@@ -553,7 +562,7 @@ def _answered(
                     f"resolver says otherwise ("
                     + "; ".join(f"{r.get('server')}: {_answer_words(r, target)}" for r in others)
                     + "): possible hijack or redirection; the authoritative servers could not be checked",
-                    *_mismatch_steps(s, qname),
+                    *_mismatch_steps(s, target, refs),
                 )
         if not mine.get("answers"):
             return result(
@@ -561,7 +570,7 @@ def _answered(
                 "medium",
                 f"{s.label} answers NODATA: {target.display} exists but has no {qtype} record"
                 + (f" (the authoritative servers agree: {auth_words})" if auths else ""),
-                f"Add the {qtype} record to the zone if users need it; check with `{dig_auth}`",
+                f"Add the {qtype} record to the zone if users need it; check with {dig_auth}",
             )
 
     if ev.burst and ev.burst.get("degraded"):
@@ -579,7 +588,9 @@ def _answered(
         agreed = ", as expected"
     elif auth_has_records:
         agreed = ", as the authoritative servers say"
-    return result(HEALTHY, "high", f"{s.label} answers on UDP ({rtt:.1f} ms) and TCP{agreed}{healthy_words}")
+    tcp_answered = any(e.get("outcome") == "answer" for e in ev.tcp if e.get("transport") == "tcp")
+    over = " and TCP" if tcp_answered else "" if ev.tcp else " (TCP not tested)"
+    return result(HEALTHY, "high", f"{s.label} answers on UDP ({rtt:.1f} ms){over}{agreed}{healthy_words}")
 
 
 def _stuck_upstream(
@@ -593,7 +604,7 @@ def _stuck_upstream(
         f"but gave no answer at all for {target.display} ({sent} queries): it is still waiting on the zone's "
         "servers"
     )
-    dig_auth = f"dig @AUTHORITATIVE {target.name} {target.rdtype} +norec"
+    dig_auth = _dig_auth(refs, target)
     if refs.authorities and not auths:
         failing = "; ".join(f"{a.get('server')}: {a.get('lame') or a.get('outcome')}" for a in refs.authorities)
         return result(
@@ -601,7 +612,7 @@ def _stuck_upstream(
             "high",
             f"{alive}, and the zone's authoritative servers fail ({failing})",
             "Restore the zone's authoritative servers: " + ", ".join(str(a.get("server")) for a in refs.authorities),
-            f"Check each one directly: `{dig_auth}`",
+            f"Check each one directly: {dig_auth}",
         )
     if auths:
         return result(
@@ -609,20 +620,36 @@ def _stuck_upstream(
             "medium",
             f"{alive}; the authoritative servers answer from here, so the resolver cannot reach them "
             "(its own network path or firewall)",
-            f"From {s.host}: `{dig_auth}`, and check its outgoing firewall for port 53",
+            f"From {s.host}: {dig_auth}, and check its outgoing firewall for port 53",
         )
     return result(
         UPSTREAM,
         "medium",
         f"{alive}; the zone's authoritative servers could not be checked"
         + (f" ({refs.discovery_error})" if refs.discovery_error else ""),
-        f"Find the zone's servers (`dig {target.name} NS` through another resolver) and ask them: `{dig_auth}`",
+        f"Find the zone's servers and ask them, from a host with another resolver: {dig_auth}",
     )
 
 
-def _mismatch_steps(s: Server, qname: str) -> tuple[str, ...]:
+def _dig_auth(refs: References, target: Target) -> str:
+    """Commands that ask the zone's authoritative servers directly: the ones this run found, by address and
+    port, or (none found) dig's own walk down the delegation."""
+    qname, qtype = target.name.rstrip(".") or ".", target.rdtype
+    labels = list(dict.fromkeys(str(a.get("server")) for a in refs.authorities if a.get("server")))[:3]
+    commands = []
+    for label in labels:
+        host, _, port = label.rpartition(":")
+        host = host.strip("[]")
+        commands.append(f"`dig @{host} -p {port} {qname} {qtype} +norec`")
+    return ", ".join(commands) if commands else f"`dig +trace {qname} {qtype}`"
+
+
+DAEMON_UNITS = "-u unbound -u named -u bind9 -u knot -u nsd -u dnsmasq"
+
+
+def _mismatch_steps(s: Server, target: Target, refs: References) -> tuple[str, ...]:
     return (
-        f"Ask the zone's own servers and compare: `dig @AUTHORITATIVE {qname} +norec`; who runs {s.host}, and "
+        f"Ask the zone's own servers and compare: {_dig_auth(refs, target)}; who runs {s.host}, and "
         "was its configuration or its forwarders changed?",
         f"On {s.host}: look for local data or forwarding overriding the zone (unbound `local-data`, dnsmasq "
         "`address=`, BIND response policy zones), and for signs of compromise",
@@ -688,7 +715,7 @@ def _service_down_steps(tcp: Mapping[str, Any] | None, s: Server) -> tuple[str, 
     outcome = tcp.get("outcome") if tcp else None
     steps = [
         f"On {s.host}: is the DNS daemon running? `systemctl status unbound named bind9 knot nsd dnsmasq` "
-        "(whichever serves DNS there), and its log: `journalctl -u <daemon> --since '-15 min'`",
+        f"(whichever serves DNS there), and its log: `journalctl --since '-15 min' {DAEMON_UNITS}`",
         f"On {s.host}: what listens on port {s.port}? "
         f"`ss -lnup 'sport = :{s.port}'` and `ss -lntp 'sport = :{s.port}'`",
     ]
@@ -699,7 +726,7 @@ def _service_down_steps(tcp: Mapping[str, Any] | None, s: Server) -> tuple[str, 
         )
     steps.append(
         "Before restarting a crashed daemon, read its log for a flood of queries (a DDoS) or changed "
-        "configuration (an attack redirecting users), as the seed's team planned"
+        "configuration (an attack redirecting users)"
     )
     return tuple(steps)
 
@@ -929,3 +956,41 @@ def _answers(ev: Evidence) -> str:
         if values:
             return ", ".join(str(v) for v in dict.fromkeys(values))
     return ""
+
+
+def step_verdict(command: str, findings: Sequence[Finding], supports: frozenset[str], full: Verdict) -> Verdict:
+    """The verdict of one step's command: the diagnosis when its code is one the step's evidence can
+    support, else a ``step-result`` whose status is the worst of the step's own findings."""
+    if full.code in supports:
+        return full
+    mine = [f for f in findings if f.step != "hostconf" or command == "hostconf"]
+    status = worst([f.status for f in mine], default=Status.UNKNOWN)
+    if status in (Status.SKIPPED, Status.ERROR):
+        status = Status.UNKNOWN
+    bad = [f for f in mine if f.status.rank > 0]
+    shown = bad or mine
+    summary = f"runbook {command}: " + ("; ".join(f.summary for f in shown) if shown else "nothing was found")
+    return Verdict(
+        STEP_RESULT,
+        status,
+        "high",
+        summary + " (one step alone: `runbook diagnose` weighs it with the other steps)",
+        tuple(f.id for f in shown),
+        (),
+        servers={},
+    )
+
+
+def interrupted_verdict(results: Sequence[StepResult], after_s: float) -> Verdict:
+    """A run stopped half-way draws no conclusion from half the evidence: it says what finished."""
+    done = [r.id for r in results if not (r.reason or "").startswith("interrupted")]
+    cut = [r.id for r in results if (r.reason or "").startswith("interrupted")]
+    return Verdict(
+        INCONCLUSIVE,
+        Status.UNKNOWN,
+        "low",
+        f"Interrupted after {after_s:.2f} s, before {', '.join(cut) or 'the end'} finished: no verdict is drawn "
+        f"from part of the evidence. Finished: {', '.join(done) or 'nothing'}; their findings are above.",
+        tuple(f.id for r in results for f in r.findings),
+        ("Run it again to the end for a verdict",),
+    )

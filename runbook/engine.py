@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from runbook import __version__
 from runbook.config import Settings
 from runbook.context import Context
-from runbook.diagnosis import diagnose
+from runbook.diagnosis import diagnose, interrupted_verdict, step_verdict
 from runbook.errors import InputError
 from runbook.hostfiles import ResolvConf, read_resolv_conf
 from runbook.model import Finding, Run, Server, Status, StepResult, rfc3339, worst
-from runbook.steps import Step
+from runbook.steps import SINGLE_STEPS, Step
 
 
 class Observer(Protocol):
@@ -41,6 +42,8 @@ class Plan:
     servers_from: str
     resolv: ResolvConf | None
     resolv_error: str | None
+    command: str = "diagnose"
+    """The command that runs: ``diagnose``, or one step's command (``probe``, ``ping``...)."""
 
 
 def validate(steps: Sequence[Step]) -> None:
@@ -55,9 +58,13 @@ def validate(steps: Sequence[Step]) -> None:
         seen.add(step.id)
 
 
-def plan(settings: Settings, steps: Sequence[Step]) -> Plan:
+def plan(settings: Settings, steps: Sequence[Step], command: str = "diagnose") -> Plan:
     """Settle what is diagnosed before any packet is sent. An unreadable resolv.conf is an
-    :class:`InputError` when it is where the servers would come from."""
+    :class:`InputError` when it is where the servers would come from. ``command`` names one step's command
+    (see :data:`runbook.steps.SINGLE_STEPS`): only its steps run, and its verdict is what they support."""
+    if command != "diagnose":
+        keep = {"hostconf", *SINGLE_STEPS[command].steps}
+        steps = [s for s in steps if s.id in keep]
     validate(steps)
     resolv: ResolvConf | None = None
     error: str | None = None
@@ -68,9 +75,9 @@ def plan(settings: Settings, steps: Sequence[Step]) -> Plan:
             raise
         error = str(e)
     if settings.servers:
-        return Plan(settings, tuple(steps), settings.servers, settings.origin, resolv, error)
+        return Plan(settings, tuple(steps), settings.servers, settings.origin, resolv, error, command)
     assert resolv is not None
-    return Plan(settings, tuple(steps), resolv.servers, str(settings.resolv_conf), resolv, error)
+    return Plan(settings, tuple(steps), resolv.servers, str(settings.resolv_conf), resolv, error, command)
 
 
 def new_run_id(started: float) -> str:
@@ -110,7 +117,13 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
 
     for step in p.steps:
         tasks[step.id] = asyncio.create_task(run_step(step), name=f"step-{step.id}")
-    results = tuple([await tasks[s.id] for s in p.steps])
+    interrupted = False
+    try:
+        results = tuple([await tasks[s.id] for s in p.steps])
+    except asyncio.CancelledError:
+        # Ctrl-C: what finished is kept, what did not is said to be interrupted; nothing is made up.
+        interrupted = True
+        results = await _interrupted(p.steps, tasks, started)
     findings = [f for r in results for f in r.findings]
     verdict = diagnose(
         settings.target,
@@ -120,6 +133,10 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         settings.expect,
         website=settings.website,
     )
+    if p.command != "diagnose":
+        verdict = step_verdict(p.command, findings, SINGLE_STEPS[p.command].supports, verdict)
+    if interrupted:
+        verdict = interrupted_verdict(results, time.monotonic() - started)
     return Run(
         run_id=new_run_id(started_wall),
         tool_version=__version__,
@@ -130,6 +147,8 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         duration_s=time.monotonic() - started,
         steps=results,
         verdict=verdict,
+        command=p.command,
+        interrupted=interrupted,
         options={
             "timeout_s": settings.timeout,
             "udp_attempts": settings.udp_attempts,
@@ -148,6 +167,24 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
     )
 
 
+async def _interrupted(
+    steps: Sequence[Step], tasks: dict[str, asyncio.Task[StepResult]], started: float
+) -> tuple[StepResult, ...]:
+    """The steps' results after a cancellation: the finished ones as they were, the others interrupted."""
+    for task in tasks.values():
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    results = []
+    for step in steps:
+        task = tasks[step.id]
+        if task.done() and not task.cancelled() and task.exception() is None:
+            results.append(task.result())
+        else:
+            after = time.monotonic() - started
+            results.append(StepResult(step.id, step.title, Status.SKIPPED, (), 0.0, f"interrupted after {after:.2f} s"))
+    return tuple(results)
+
+
 def _error_result(step: Step, t0: float, reason: str) -> StepResult:
     finding = Finding(
         id=f"{step.id}/error",
@@ -162,18 +199,59 @@ def _error_result(step: Step, t0: float, reason: str) -> StepResult:
 
 
 def run_sync(p: Plan, observer: Observer | None = None) -> Run:
-    return asyncio.run(execute(p, observer))
+    return interruptible(execute(p, observer))
+
+
+T = TypeVar("T")
+
+
+def interruptible(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(work)`` where Ctrl-C cancels the work at once, so that it can return what it has; a
+    second Ctrl-C raises KeyboardInterrupt. The handler is the loop's own (a wakeup fd): the signal wakes the
+    loop whichever thread the kernel delivered it to, where asyncio.run's would wait for the next timer."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(work)
+        presses = 0
+
+        def on_sigint() -> None:
+            nonlocal presses
+            presses += 1
+            if presses > 1:
+                raise KeyboardInterrupt
+            task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: no handler to install
+            return await task
+        try:
+            return await task
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(main())
 
 
 async def execute_many(plans: list[Plan], concurrency: int) -> list[Run]:
-    """Several targets at once (``diagnose --config``), at most ``concurrency`` at a time, in their order."""
+    """Several targets at once (``diagnose --config``), at most ``concurrency`` at a time, in their order.
+    Ctrl-C interrupts each run that is going on; each still returns what it found."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(p: Plan) -> Run:
         async with gate:
             return await execute(p)
 
-    return list(await asyncio.gather(*(one(p) for p in plans)))
+    tasks = [asyncio.create_task(one(p)) for p in plans]
+    try:
+        await asyncio.wait(tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+    # A target still waiting for its turn when Ctrl-C came never ran: it has no run to report.
+    return [t.result() for t in tasks if not t.cancelled()]
 
 
 @dataclass
@@ -213,6 +291,8 @@ async def watch(
     try:
         while True:
             run = await execute(p)
+            if run.interrupted:
+                return last, open_window
             last = run
             healthy = run.verdict.code == "healthy"
             if not healthy:

@@ -8,6 +8,7 @@ its document alone.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,9 +169,20 @@ class Verdict:
             "summary": self.summary,
             "findings": list(self.findings),
             "next_steps": list(self.next_steps),
+            "actions": [action(step) for step in self.next_steps],
             "also": [dict(a) for a in self.also],
             "servers": dict(self.servers),
         }
+
+
+_COMMAND = re.compile(r"`([^`]+)`")
+_ON_HOST = re.compile(r"^On ([^\s:]+):")
+
+
+def action(step: str) -> dict[str, Any]:
+    """A next step for scripts: its words, the host it is for (``On HOST:``), and each command in it."""
+    on = _ON_HOST.match(step)
+    return {"text": step, "on": on.group(1) if on else None, "commands": _COMMAND.findall(step)}
 
 
 def rfc3339(epoch: float) -> str:
@@ -191,6 +203,10 @@ class Run:
     steps: tuple[StepResult, ...]
     verdict: Verdict
     options: Mapping[str, Any] = field(default_factory=dict)
+    command: str = "diagnose"
+    """``diagnose``, or the one step's command that made the run (``probe``, ``ping``...)."""
+    interrupted: bool = False
+    """Stopped (Ctrl-C) before every step finished: the steps that did not are marked so."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -204,6 +220,8 @@ class Run:
         return {
             "schema": SCHEMA,
             "run_id": self.run_id,
+            "command": self.command,
+            "interrupted": self.interrupted,
             "tool_version": self.tool_version,
             "target": {
                 "name": self.target.name,

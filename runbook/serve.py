@@ -2,6 +2,9 @@
 
     GET /probe?target=NAME&module=M   the runbook for NAME with module M's settings, as Prometheus text
     GET /metrics                      the exporter's own metrics (probes, durations, errors, in flight)
+    GET /probe?...&debug=true         the same probe, answered as text: the run's findings and verdict, then
+                                      the metrics it would have returned (as blackbox_exporter's debug)
+    GET /-/healthy                    200 while the exporter serves (for load balancers and supervisors)
     GET /                             a status page: the modules and the last results
 
 The HTTP server is the stdlib's ThreadingHTTPServer (no hand-written parsing); metrics are prometheus_client's.
@@ -75,7 +78,8 @@ class Exporter:
     def probe(self, query: Mapping[str, list[str]], scrape_timeout: str | None) -> tuple[int, str, str]:
         """(HTTP status, content type, body) for /probe."""
         try:
-            module, name, budget = self._validate(query, scrape_timeout)
+            debug = _debug(query)
+            module, name, budget = self._validate({k: v for k, v in query.items() if k != "debug"}, scrape_timeout)
         except InputError as e:
             self.rejected.labels("bad-request").inc()
             return 400, "text/plain; charset=utf-8", f"{e}\n"
@@ -86,7 +90,7 @@ class Exporter:
         started = time.monotonic()
         self.in_flight.inc()
         try:
-            text, verdict = self._run(module, name, budget - (time.monotonic() - started))
+            text, verdict = self._run(module, name, budget - (time.monotonic() - started), debug)
         finally:
             self.in_flight.dec()
             self.slots.release()
@@ -102,7 +106,7 @@ class Exporter:
                     "seconds": time.monotonic() - started,
                 }
             )
-        return 200, CONTENT_TYPE_LATEST, text
+        return 200, "text/plain; charset=utf-8" if debug else CONTENT_TYPE_LATEST, text
 
     def _validate(self, query: Mapping[str, list[str]], scrape_timeout: str | None) -> tuple[Module, str, float]:
         from runbook.config import parse_name
@@ -130,7 +134,7 @@ class Exporter:
                 raise InputError(f"X-Prometheus-Scrape-Timeout-Seconds {scrape_timeout!r} is out of range (0.2 to 600)")
         return module, name, budget - MARGIN
 
-    def _run(self, module: Module, name: str, budget: float) -> tuple[str, str]:
+    def _run(self, module: Module, name: str, budget: float, debug: bool = False) -> tuple[str, str]:
         from reports import RENDERERS
         from runbook import engine
         from runbook.steps import RUNBOOK
@@ -143,7 +147,12 @@ class Exporter:
         except Exception as e:  # a failing probe is an answer, never a 500
             self.errors.labels(module.name).inc()
             return _failed(name, f"{type(e).__name__}: {e}"), "error"
-        return RENDERERS["prometheus"]([run.to_document()]), run.verdict.code
+        doc = run.to_document()
+        metrics = RENDERERS["prometheus"]([doc])
+        if debug:
+            report = RENDERERS["text"]([doc])
+            return f"{report}\nMetrics that would have been returned:\n{metrics}", run.verdict.code
+        return metrics, run.verdict.code
 
     # -- the other pages ---------------------------------------------------------------------------------
     def metrics(self) -> tuple[int, str, str]:
@@ -170,6 +179,13 @@ class Exporter:
             f"<th>took</th></tr>{results}</table></body></html>\n"
         )
         return 200, "text/html; charset=utf-8", body
+
+
+def _debug(query: Mapping[str, list[str]]) -> bool:
+    values = query.get("debug", [])
+    if len(values) > 1 or (values and values[0] not in ("true", "false")):
+        raise InputError("debug must be true or false")
+    return values == ["true"]
 
 
 def _failed(name: str, why: str) -> str:
@@ -204,6 +220,8 @@ def handler_for(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
                 self._send(*exporter.probe(query, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")))
             elif url.path == "/metrics":
                 self._send(*exporter.metrics())
+            elif url.path in ("/-/healthy", "/-/ready"):
+                self._send(200, "text/plain; charset=utf-8", "Healthy\n")
             elif url.path == "/":
                 self._send(*exporter.status())
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from checks import compare, firewall, hostconf, ping, resolve, tcp53, udp53, web
+from runbook import diagnosis as d
 from runbook.context import Check
 
 
@@ -32,3 +33,43 @@ RUNBOOK: tuple[Step, ...] = (
     Step("web", "Can the site be reached?", web.run, needs=("resolve",)),
 )
 STEP_IDS = tuple(s.id for s in RUNBOOK)
+
+
+@dataclass(frozen=True)
+class SingleStep:
+    """``runbook COMMAND``: one step of the runbook alone (DESIGN §4)."""
+
+    steps: tuple[str, ...]
+    """The steps it runs, besides hostconf (which says where the servers came from)."""
+    supports: frozenset[str]
+    """The verdict codes its own evidence can support; any other diagnosis becomes a ``step-result``."""
+    uses: frozenset[str] = frozenset()
+    """The comparison options it reads (--resolver, --authoritative, --expect); others are refused."""
+
+
+_SERVER_CODES = frozenset(
+    {
+        d.SERVICE_DOWN,
+        d.PORT_FILTERED,
+        d.BLOCKED_IN_PATH,
+        d.LOCAL_FIREWALL,
+        d.UNREACHABLE,
+        d.REFUSED,
+        d.TCP_FALLBACK,
+        d.DEGRADED,
+        d.INCONCLUSIVE,
+        d.NO_RESOLVER,
+    }
+)
+_ANSWER_CODES = frozenset({d.HEALTHY, d.DNSSEC, d.UPSTREAM, d.NXDOMAIN, d.MISMATCH})
+SINGLE_STEPS: dict[str, SingleStep] = {
+    "resolve": SingleStep(("resolve",), _SERVER_CODES | _ANSWER_CODES),
+    "probe": SingleStep(("udp53", "tcp53"), _SERVER_CODES | _ANSWER_CODES),
+    "ping": SingleStep(("ping",), frozenset({d.NO_RESOLVER})),
+    "compare": SingleStep(
+        ("resolve", "compare"), _SERVER_CODES | _ANSWER_CODES, frozenset({"resolver", "authoritative", "expect"})
+    ),
+    "firewall": SingleStep(("firewall",), frozenset({d.LOCAL_FIREWALL, d.NO_RESOLVER})),
+    "hostconf": SingleStep((), frozenset({d.NO_RESOLVER, d.HOSTS_OVERRIDE})),
+    "web": SingleStep(("resolve", "web"), frozenset({d.SITE_DOWN, d.NO_RESOLVER})),
+}

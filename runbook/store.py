@@ -81,6 +81,8 @@ class RunRow:
     verdict: str
     status: str
     exit_code: int
+    servers: tuple[str, ...] = ()
+    command: str = "diagnose"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +92,8 @@ class RunRow:
             "verdict": self.verdict,
             "status": self.status,
             "exit_code": self.exit_code,
+            "servers": list(self.servers),
+            "command": self.command,
         }
 
 
@@ -226,7 +230,10 @@ class Store:
     def history(
         self, name: str | None = None, since: float | None = None, verdict: str | None = None, limit: int = 50
     ) -> list[RunRow]:
-        sql = "SELECT run_id, name, started_at, verdict, status, exit_code FROM runs WHERE 1=1"
+        sql = (
+            "SELECT run_id, name, started_at, verdict, status, exit_code, json_extract(document, '$.target.servers'), "
+            "coalesce(json_extract(document, '$.command'), 'diagnose') FROM runs WHERE 1=1"
+        )
         args: list[Any] = []
         if name:
             sql += " AND name = ?"
@@ -240,7 +247,7 @@ class Store:
         sql += " ORDER BY started_epoch DESC LIMIT ?"
         args.append(limit)
         rows = self._do("list the runs", lambda: self._db.execute(sql, args).fetchall())
-        return [RunRow(*r) for r in rows]
+        return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6] or "[]")), r[7]) for r in rows]
 
     # -- verifications and outages ------------------------------------------------------------------------
     def record_verification(self, run_id: str, verified_by: str, at: str, result: Mapping[str, Any]) -> None:

@@ -98,3 +98,15 @@ def test_a_mark_it_cannot_know_lowers_the_confidence_and_says_so(lab: Lab) -> No
     fw = finding(doc, f"firewall/{RESOLVER}")
     assert fw["status"] == "warning" and "may be stopped" in fw["summary"]
     assert doc["verdict"]["code"] == "healthy"  # the probes got through: the mark did not match
+
+
+def test_an_input_drop_stops_a_resolver_on_loopback(lab: Lab) -> None:
+    # The query to 127.0.0.1 leaves through output and reaches the daemon through input, on lo.
+    rules = "table inet rbkfw { chain in { type filter hook input priority 0; iif lo udp dport 53 drop; }; }\n"
+    with lab.nft(lab.client, rules):
+        doc, code = diagnose(lab, ZONE, "--server", "127.0.0.1", *FAST)
+    firewall = finding(doc, "firewall/127.0.0.1")
+    assert firewall["status"] == "critical" and "out and back in" not in firewall["summary"]
+    assert firewall["evidence"]["paths"]["udp_query_in"]["verdict"] == "drop"
+    assert code == 2 and doc["verdict"]["code"] == "local-firewall-blocks-dns"
+    assert "the query coming in to the server on this host" in doc["verdict"]["summary"]

@@ -46,6 +46,13 @@ def test_bad_requests_are_4xx_and_the_exporter_keeps_serving(lab: Lab, exporter:
     status, body = lab.http_get(f"http://{SERVE}/metrics")
     assert 'runbook_probe_rejections_total{reason="bad-request"}' in body and "process_open_fds" in body
     assert lab.http_get(f"http://{SERVE}/")[1].count("<tr>") >= 3
+    status, body = lab.http_get(f"http://{SERVE}/-/healthy")
+    assert (status, body.strip()) == (200, "Healthy")
+    # debug=true, as blackbox_exporter users expect: the run's findings, then the metrics.
+    status, body = lab.http_get(f"http://{SERVE}/probe?target={ZONE}&module=resolvers&debug=true")
+    assert status == 200 and "udp53" in body and "healthy" in body
+    assert body.index("Metrics that would have been returned:") < body.index("runbook_verdict{")
+    assert lab.http_get(f"http://{SERVE}/probe?target={ZONE}&module=resolvers&debug=yes")[0] == 400
 
 
 def query(lab: Lab, expr: str) -> dict[str, float]:

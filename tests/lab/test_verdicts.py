@@ -7,10 +7,20 @@ key evidence and the exit code.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.conftest import validate_document
-from tests.lab.lab import AUTH, RESOLVER, RESOLVER2, ROUTER_CLIENT_SIDE, ROUTER_SERVER_SIDE, WEB_ADDRESS, Lab
+from tests.lab.lab import (
+    AUTH,
+    RESOLVER,
+    RESOLVER2,
+    ROUTER_CLIENT_SIDE,
+    ROUTER_SERVER_SIDE,
+    WEB_ADDRESS,
+    ZONE,
+    Lab,
+)
 
 FAST = ("--timeout", "1")
 
@@ -86,12 +96,18 @@ def test_server_dropping_port_53_is_port_filtered(lab: Lab) -> None:
 def test_hung_daemon_is_told_apart_from_a_firewall(lab: Lab) -> None:
     with lab.paused("unbound"):
         doc, proc = lab.diagnose(*FAST)
+        probe = lab.runbook("probe", ZONE, "--server", RESOLVER, "--format", "json", *FAST)
     validate_document(doc)
     assert proc.returncode == 2
     assert doc["verdict"]["code"] == "dns-port-filtered"
     tcp = finding(doc, f"tcp53/{RESOLVER}")["evidence"]
     assert tcp["outcome"] == "timeout" and tcp["connect_rtt_s"] is not None
     assert "listens but does not serve" in doc["verdict"]["summary"]
+    # `runbook probe` alone (no ping) agrees: the completed handshake proves the host up.
+    alone = validate_document(json.loads(probe.stdout))
+    assert (
+        alone["verdict"]["code"] == "dns-port-filtered" and "listens but does not serve" in alone["verdict"]["summary"]
+    )
 
 
 def test_router_rejecting_dns_is_blocked_in_path_and_names_the_router(lab: Lab) -> None:
@@ -142,6 +158,8 @@ def test_one_of_two_servers_stopped_fails_fast(lab: Lab) -> None:
     assert verdict["servers"][f"{RESOLVER2}:53"] == "dns-service-down"
     assert verdict["servers"][f"{RESOLVER}:53"] == "healthy"
     assert "move past it at once" in verdict["summary"]
+    # The secondary is down, but no user waits for it: a warning to fix, not a page.
+    assert verdict["status"] == "warning" and _proc.returncode == 1
 
 
 def test_refused_query_is_resolver_refused(lab: Lab) -> None:

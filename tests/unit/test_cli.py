@@ -207,9 +207,27 @@ def test_one_step_alone() -> None:
     ran = {s["id"] for s in doc["steps"] if s["status"] != "skipped"}
     assert ran == {"hostconf", "udp53", "tcp53"}
     assert proc.returncode == 2 and doc["verdict"]["code"] == "dns-service-down"
+    assert [s["id"] for s in doc["steps"]] == ["hostconf", "udp53", "tcp53"]  # no rows the user never skipped
     proc = runbook("ping", "yummyrecipesforme.com", "--server", f"127.0.0.1:{port}", "--format", "json")
-    doc = json.loads(proc.stdout)
+    doc = validate_document(json.loads(proc.stdout))
     assert next(f for f in doc["findings"] if f["step"] == "ping")["evidence"]["received"] >= 1
+    # A ping that is answered is a success of the ping step: not "inconclusive" with exit 3.
+    assert (doc["command"], doc["verdict"]["code"], proc.returncode) == ("ping", "step-result", 0)
+    text = runbook("ping", "yummyrecipesforme.com", "--server", f"127.0.0.1:{port}").stdout
+    assert text.startswith("runbook ping yummyrecipesforme.com") and "switched off" not in text
+
+
+def test_a_single_step_refuses_options_it_would_ignore() -> None:
+    proc = runbook("resolve", "example.com", "--server", "127.0.0.1", "--resolver", "127.0.0.2")
+    assert proc.returncode == 3 and "does not use --resolver" in proc.stderr
+
+
+def test_resolve_alone_claims_nothing_about_tcp() -> None:
+    with dns_server() as (host, port, _):
+        proc = runbook("resolve", "example.com", "--server", f"{host}:{port}", "--format", "json")
+    doc = validate_document(json.loads(proc.stdout))
+    assert doc["verdict"]["code"] == "healthy" and proc.returncode == 0
+    assert "and TCP" not in doc["verdict"]["summary"] and "(TCP not tested)" in doc["verdict"]["summary"]
 
 
 def test_no_arguments_and_dash_h_print_help_and_succeed() -> None:
@@ -230,3 +248,49 @@ def test_a_report_written_to_a_file_is_silent_for_cron(tmp_path: Path) -> None:
     proc = runbook("diagnose", "example.com", "--server", server, "--format", "json", "-o", str(out), "--no-record")
     assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == ""
     assert json.loads(out.read_text())["verdict"]["code"] == "dns-service-down"
+
+
+def test_ctrl_c_prints_what_was_found_so_far_and_exits_130(tmp_path: Path) -> None:
+    import signal
+
+    # A server that takes the queries and never answers: the run waits on it for its whole 10 s budget.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, socket.socket() as tcp:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen()
+        store = tmp_path / "runs.db"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runbook",
+                "diagnose",
+                "example.com",
+                "--server",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "10",
+                "--format",
+                "json",
+                "--skip",
+                "firewall",
+                "--store",
+                str(store),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        silent.recvfrom(512)  # the first query arrived: the run is under way
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130 and "Traceback" not in err
+    doc = validate_document(json.loads(out))
+    assert doc["interrupted"] is True and doc["verdict"]["code"] == "inconclusive"
+    assert "Interrupted after" in doc["verdict"]["summary"]
+    steps = {s["id"]: s for s in doc["steps"]}
+    assert steps["hostconf"]["status"] == "ok"  # finished before Ctrl-C: kept
+    assert steps["udp53"]["reason"].startswith("interrupted")  # never claimed
+    assert json.loads(runbook("report", "last", "--store", str(store), "--format", "json").stdout)["interrupted"]

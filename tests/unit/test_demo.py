@@ -50,6 +50,31 @@ def test_every_scenario_gives_its_verdict_unprivileged(name: str) -> None:
     assert steps["web"]["status"] == "skipped"
     ping = [f for f in doc["findings"] if f["step"] == "ping"]
     assert ping[0]["evidence"]["method"] in ("icmp-unprivileged", "tcp-connect")
+    _next_steps_paste(doc)
+
+
+PLACEHOLDER = re.compile(r"<[a-z]+>|\b(AUTHORITATIVE|ADDRESS|SERVER)\b")
+
+
+def _next_steps_paste(doc: dict[str, object]) -> None:
+    """Every command of the next steps runs as printed: no placeholder, the port kept, and in the terminal
+    report it stands whole on one line, at 60 columns as at 100."""
+    from reports.text import render
+
+    verdict = doc["verdict"]
+    assert isinstance(verdict, dict)
+    commands = [c for a in verdict["actions"] for c in a["commands"]]
+    for step in verdict["next_steps"]:
+        assert "seed" not in step and not PLACEHOLDER.search(step), step
+    server = doc["target"]["servers"][0]  # type: ignore[index]
+    port = server.rsplit(":", 1)[1]
+    for command in commands:
+        if command.startswith(("dig @", "dnsping")):
+            assert f"-p {port}" in command or "+norec" in command, command
+    for width in (60, 100):
+        lines = [line.strip() for line in render(doc, width=width).splitlines()]
+        for command in commands:
+            assert f"$ {command}" in lines, (width, command)
 
 
 def test_the_list_names_every_scenario_in_one_line_each() -> None:

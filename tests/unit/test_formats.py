@@ -67,6 +67,13 @@ def test_junit_is_shaped_as_the_ant_junit_schema_requires() -> None:
     assert failure is not None and failure.get("message") == "plain"
 
 
+def test_junit_failure_bodies_have_real_newlines() -> None:
+    doc = make_run("plain").to_document()
+    doc["verdict"].update(status="critical", next_steps=["first `dig`", "second\nwith a newline inside"])
+    failure = ET.fromstring(RENDERERS["junit"]([doc])).find("testsuite/testcase[@name='verdict']/failure")
+    assert failure is not None and failure.text == "first `dig`\nsecond\\x0awith a newline inside"
+
+
 def test_prometheus_text_parses_back_with_blackbox_names() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -106,5 +106,8 @@ def test_markdown_report_follows_the_seed_and_escapes() -> None:
 def test_escapers() -> None:
     assert terminal("a\x1bb\u202ec") == "a\\x1bb\\u202ec"
     assert markdown("*x* <b>") == "\\*x\\* \\<b\\>"
+    # Only what would start a construct is escaped: an address and a sentence paste as they read.
+    assert markdown("203.0.113.2 (port 53) - up!") == "203.0.113.2 (port 53) - up!"
+    assert markdown("[a](javascript:x) | ~~y~~ &amp;") == "\\[a\\](javascript:x) \\| \\~\\~y\\~\\~ \\&amp;"
     assert code_span("a`b") == "``a`b``"
     assert fence(["```"]).startswith("````")
