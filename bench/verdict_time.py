@@ -121,7 +121,24 @@ def scenarios(lab: Lab) -> list[tuple[str, str, Condition, str, list[str]]]:
             ZONE,
             [],
         ),
-        ("web server stopped", "site-unreachable-dns-ok", lambda: lab.stopped("web"), ZONE, []),
+        (
+            "400 ms delay, 30% of replies lost",
+            "dns-degraded",
+            lambda: _all(
+                lab.running("relay"),
+                lab.resolv_conf(f"nameserver {SLOW}\n"),
+                lab.nft(
+                    lab.dns,
+                    ruleset(
+                        "output",
+                        f"ip saddr {SLOW} meta l4proto {{ tcp, udp }} th sport 53 numgen random mod 100 < 30 drop",
+                    ),
+                ),
+            ),
+            ZONE,
+            [],
+        ),
+        ("web server stopped", "site-unreachable-dns-ok", lambda: lab.stopped("web"), ZONE, ["--web"]),
         (
             "hosts file override",
             "hosts-file-override",
@@ -130,6 +147,14 @@ def scenarios(lab: Lab) -> list[tuple[str, str, Condition, str, list[str]]]:
             [],
         ),
     ]
+
+
+@contextlib.contextmanager
+def _all(*conditions: contextlib.AbstractContextManager[None]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for condition in conditions:
+            stack.enter_context(condition)
+        yield
 
 
 @contextlib.contextmanager

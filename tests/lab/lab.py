@@ -455,9 +455,12 @@ class Lab:
             "ip", "netns", "exec", self.client, sys.executable, "-m", "runbook", *args, check=False, timeout=timeout
         )
 
-    def shell(self, command: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """A command line exactly as a user types it (``runbook ...``), in the client namespace."""
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    def shell(
+        self, command: str, cwd: Path, timeout: float = 60, path: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A command line exactly as a user types it (``runbook ...``), in the client namespace; ``path`` is
+        the PATH after the runbook's own directory (cron's is ``/usr/bin:/bin``)."""
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{path or os.environ.get('PATH', '')}"}
         return subprocess.run(
             ["ip", "netns", "exec", self.client, "bash", "-c", command],
             cwd=cwd,

@@ -109,13 +109,19 @@ def _blocks(markdown: str, lang: str) -> list[str]:
 def test_the_cron_and_systemd_commands_of_the_docs_run_as_written(lab: Lab, tmp_path: Path) -> None:
     shutil.copy(DOCS / "runbook.toml", tmp_path / "runbook.toml")
     cron = (DOCS / "cron.md").read_text()
-    crontab = _blocks(cron, "crontab")[0].strip()
-    command = crontab.split("&&", 1)[1].strip()  # what cron runs in /var/lib/dns-runbook
+    crontab = _blocks(cron, "crontab")[0].strip().splitlines()
+    command = crontab[0].split("&&", 1)[1].strip()  # what cron runs in /var/lib/dns-runbook
     exec_start = re.search(r"^ExecStart=(.*)$", cron, re.M).group(1)  # type: ignore[union-attr]
     assert command == exec_start
     for line in (command, *[b.strip() for b in _blocks(cron, "sh")]):
         proc = lab.shell(line, tmp_path)
         assert proc.returncode == 0, f"{line}: {proc.stdout} {proc.stderr}"
+    # As cron runs it: its PATH, and nothing printed (cron mails whatever a job prints).
+    proc = lab.shell(command, tmp_path, path="/usr/bin:/bin")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    prune = crontab[1].split(" ", 5)[5]
+    assert prune.startswith("runbook prune")
+    assert lab.shell(prune, tmp_path, path="/usr/bin:/bin").returncode == 0
     from prometheus_client.parser import text_string_to_metric_families
 
     families = {f.name for f in text_string_to_metric_families((tmp_path / "runbook.prom").read_text())}
