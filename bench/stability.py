@@ -6,7 +6,7 @@ how many runs gave the modal verdict (goal: 20/20 everywhere), with the verdicts
 time. A verdict that flips between runs of one outage is a defect as serious as a wrong one. Needs root;
 everything it sends stays inside the lab.
 
-    sudo .venv/bin/python bench/stability.py [--repeat 20] [--timeout 2] [--only SUBSTRING]
+    sudo .venv/bin/python bench/stability.py [--repeat 20] [--timeout 2] [--only SUBSTRING,...]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=20, help="runs per scenario (default 20)")
     parser.add_argument("--timeout", type=float, default=2.0, help="runbook --timeout (default 2 s)")
-    parser.add_argument("--only", default="", help="only the scenarios whose name contains this")
+    parser.add_argument("--keep", type=Path, help="write here the JSON of every run not on the expected verdict")
+    parser.add_argument("--only", default="", help="only the scenarios whose name contains one of these (a,b)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("the lab needs root: run with sudo", file=sys.stderr)
@@ -43,7 +44,7 @@ def main() -> int:
         print(header)
         print("-" * len(header))
         for name, expected, condition, qname, extra in scenarios(lab):
-            if args.only not in name:
+            if not any(part in name for part in args.only.split(",")):
                 continue
             seen: collections.Counter[str] = collections.Counter()
             times = []
@@ -52,7 +53,11 @@ def main() -> int:
                     argv = [*runbook, "diagnose", qname, "--format", "json", "--no-record"]
                     took, proc = timed(lab, [*argv, "--timeout", str(args.timeout), *extra])
                     times.append(took)
-                    seen[_verdict(proc.stdout)] += 1
+                    got = _verdict(proc.stdout)
+                    seen[got] += 1
+                    if args.keep and got != expected:
+                        args.keep.mkdir(parents=True, exist_ok=True)
+                        (args.keep / f"{name.replace(' ', '-')}-{sum(seen.values())}.json").write_text(proc.stdout)
             modal, count = seen.most_common(1)[0]
             unstable += count != args.repeat or modal != expected
             mark = "" if modal == expected else "  WRONG"

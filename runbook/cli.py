@@ -698,6 +698,13 @@ def serve(
         Path | None, typer.Option("--config", "-c", help="runbook.toml: its modules say what may be probed.")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Probes at most at once; more wait, then get 503.")] = 8,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes that run the probes (each runs many at once); 0 runs them in the exporter's own "
+            "process. Default: one per CPU, at most 4."
+        ),
+    ] = None,
 ) -> None:
     """A Prometheus exporter: GET /probe?target=NAME&module=M runs the runbook and answers Prometheus text;
     /metrics has the exporter's own metrics; / a status page. Only the config's targets are probed."""
@@ -711,13 +718,18 @@ def serve(
             raise InputError(f"--listen {listen!r}: give ADDR:PORT (e.g. 127.0.0.1:9115)")
         if not 1 <= concurrency <= 256:
             raise InputError(f"--concurrency {concurrency} is out of range: give 1 to 256")
+        if workers is None:
+            workers = min(4, os.cpu_count() or 1)
+        if not 0 <= workers <= 64:
+            raise InputError(f"--workers {workers} is out of range: give 0 to 64")
         modules = config.load_modules(config_file, STEP_IDS) if config_file else {}
-        options = exporter.Options(modules, concurrency, STEP_IDS)
-        server = exporter.make_server(where.host, where.port, exporter.Exporter(options))
+        options = exporter.Options(modules, concurrency, STEP_IDS, workers)
+        server = exporter.make_server(where.host, where.port, None)
     except InputError as e:
         fail(str(e))
     except OSError as e:
         fail(f"cannot listen on {listen}: {e.strerror or e}")
+    probes = server.exporter = exporter.Exporter(options)  # the workers start once the port is ours
     if not modules:
         warn("no --config: every probe will be refused (the config's modules say what may be probed)")
     sys.stderr.write(f"runbook: serving on http://{where.label}/ (modules: {', '.join(modules) or 'none'})\n")
@@ -728,6 +740,7 @@ def serve(
         pass
     finally:
         server.server_close()
+        probes.close()
     raise typer.Exit(0)
 
 

@@ -226,6 +226,14 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
         # or a local rule proves TCP is stopped when the path is lossy.
         loss = _measured_loss(ev)
         tcp_lost = tcp_outcome == "timeout" and loss is not None and not tcp_rule
+        # Connected, then no answer (still waiting, or the connection closed on a failure) from a resolver
+        # that answers SERVFAIL: the TCP query failed upstream like the UDP ones; the port is not blocked.
+        tcp_busy = (
+            tcp_outcome in ("timeout", "closed")
+            and tcp is not None
+            and tcp.get("connect_rtt_s") is not None
+            and "SERVFAIL" in rcodes
+        )
         if tcp_outcome != "answer" and tcp is not None and tcp_rule:
             return result(
                 TCP_FALLBACK,
@@ -234,7 +242,7 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
                 f"firewall stops it: {tcp_rule[0]}" + (" — and the answer is truncated (TC=1)" if truncated else ""),
                 f"Let tcp to port {s.port} of {s.host} out on this host (`nft -a list ruleset`, `iptables-save`)",
             )
-        if tcp_outcome != "answer" and tcp is not None and not tcp_lost:
+        if tcp_outcome != "answer" and tcp is not None and not tcp_lost and not tcp_busy:
             return result(
                 TCP_FALLBACK,
                 "high" if truncated else "medium",

@@ -17,7 +17,6 @@ time; a request that cannot get a slot within its own timeout gets a 503. A prob
 
 from __future__ import annotations
 
-import asyncio
 import html
 import math
 import threading
@@ -46,11 +45,16 @@ class Options:
     modules: Mapping[str, Module]
     concurrency: int = 8
     known_steps: Sequence[str] = ()
+    workers: int = 0
+    """Probe worker processes (:mod:`runbook.workers`); 0 runs the probes in the exporter's own process."""
 
 
 class Exporter:
     def __init__(self, options: Options) -> None:
+        from runbook.workers import WorkerPool
+
         self.options = options
+        self.pool = WorkerPool(options.workers, options.known_steps) if options.workers > 0 else None
         self.slots = threading.BoundedSemaphore(options.concurrency)
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -135,24 +139,26 @@ class Exporter:
         return module, name, budget - MARGIN
 
     def _run(self, module: Module, name: str, budget: float, debug: bool = False) -> tuple[str, str]:
-        from reports import RENDERERS
-        from runbook import engine
-        from runbook.steps import RUNBOOK
+        from runbook import workers
 
+        wanted = float(module.defaults.get("timeout", 2.0))
+        # The engine's deadline is its timeout plus its own margin: both fit in the scrape's budget.
+        job = workers.Job(module, name, max(0.05, min(wanted, budget - 0.5)), debug)
         try:
-            wanted = float(module.defaults.get("timeout", 2.0))
-            # The engine's deadline is its timeout plus its own margin: both fit in the scrape's budget.
-            settings = module.settings(name, self.options.known_steps, max(0.05, min(wanted, budget - 0.5)))
-            run = asyncio.run(engine.execute(engine.plan(settings, RUNBOOK)))
-        except Exception as e:  # a failing probe is an answer, never a 500
+            if self.pool is None:
+                answer = workers.probe(job, self.options.known_steps)
+            else:
+                answer = self.pool.run(job, max(0.1, budget))
+        except (TimeoutError, workers.WorkerGone) as e:
+            answer = workers.Answer("", "error", f"{type(e).__name__}: {e}")
+        if answer.error is not None:  # a failing probe is an answer, never a 500
             self.errors.labels(module.name).inc()
-            return _failed(name, f"{type(e).__name__}: {e}"), "error"
-        doc = run.to_document()
-        metrics = RENDERERS["prometheus"]([doc])
-        if debug:
-            report = RENDERERS["text"]([doc])
-            return f"{report}\nMetrics that would have been returned:\n{metrics}", run.verdict.code
-        return metrics, run.verdict.code
+            return _failed(name, answer.error), "error"
+        return answer.text, answer.verdict
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
     # -- the other pages ---------------------------------------------------------------------------------
     def metrics(self) -> tuple[int, str, str]:
@@ -199,12 +205,16 @@ def _failed(name: str, why: str) -> str:
     return generate_latest(registry).decode()
 
 
-def handler_for(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
+def handler_for(server_exporter: Exporter | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "runbook-serve"
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            exporter = server_exporter or getattr(self.server, "exporter", None)
+            if exporter is None:
+                self._send(503, "text/plain; charset=utf-8", "starting\n")
+                return
             if len(self.path) > MAX_URL:
                 exporter.rejected.labels("too-long").inc()
                 self._send(414, "text/plain; charset=utf-8", f"the request is longer than {MAX_URL} bytes\n")
@@ -244,9 +254,10 @@ def handler_for(exporter: Exporter) -> type[BaseHTTPRequestHandler]:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+    exporter: Exporter | None = None
 
 
-def make_server(host: str, port: int, exporter: Exporter) -> Server:
+def make_server(host: str, port: int, exporter: Exporter | None) -> Server:
     family = ThreadingHTTPServer.address_family
     if ":" in host:
         import socket

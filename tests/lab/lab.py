@@ -343,6 +343,21 @@ class Lab:
         if not daemon.running:
             daemon.start()
         self.wait_answering(name)
+        if name == "nsd" and "unbound" in self.daemons and self.daemons["unbound"].running:
+            self.wait_resolver_recovered()
+
+    def wait_resolver_recovered(self, timeout: float = 60) -> None:
+        """Until the resolver reaches the zone's server again: unbound remembers a server that was down (its
+        infra cache) and answers SERVFAIL for a while after it is back. The next test or benchmark scenario
+        must start from a lab that is whole, not from the tail of the last outage."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            fresh = f"recovered-{secrets.token_hex(4)}.{ZONE}"
+            out = self.ns(self.router, "dig", "+time=1", "+tries=1", f"@{RESOLVER}", fresh, "A", check=False)
+            if "status: NXDOMAIN" in out.stdout:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the resolver still cannot reach the zone's server after {timeout} s")
 
     def stop(self, name: str) -> None:
         self.daemons[name].stop()

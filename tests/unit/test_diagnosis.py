@@ -411,3 +411,14 @@ def test_an_rst_on_tcp_is_a_block_even_under_loss() -> None:
     lossy = _with_burst(udp(S1, ANSWER), 0.3, "7/10 answered (30% loss): 30% lost (more than 10%)")
     v = verdict(lossy, tcp(S1, RESET), ping(S1, 3))
     assert v.code == "tcp-fallback-blocked"
+
+
+def test_a_tcp_query_still_waiting_upstream_is_not_a_blocked_port() -> None:
+    # The zone's servers are down: the resolver answers SERVFAIL over UDP, and over TCP it accepts the
+    # connection and is still resolving when the budget ends. The verdict is about upstream, not TCP.
+    servfail = {**ANSWER, "rcode": "SERVFAIL", "answers": []}
+    waiting = {"outcome": "timeout", "connect_rtt_s": 0.0003, "detail": "connected, but no answer to the query"}
+    v = verdict(udp(S1, servfail), tcp(S1, waiting), ping(S1, 3))
+    assert v.code == "upstream-servfail"
+    closed = {"outcome": "closed", "connect_rtt_s": 0.0003, "detail": "connected, but the server closed the connection"}
+    assert verdict(udp(S1, servfail), tcp(S1, closed), ping(S1, 3)).code == "upstream-servfail"
