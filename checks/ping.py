@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,31 @@ async def _ping(ctx: Context, server: Server, method: str) -> Finding:
     return _finding(ctx, server, evidence, clock)
 
 
+# Pings of one host in flight on this event loop, by (host, method, count): a probe that asks while another
+# is measuring the same host joins that measurement. Under ``runbook serve`` many probes run at once, and
+# every raw ICMP socket receives every echo reply on the host: without this, the work grows with the square
+# of the probes in flight, and the target gets a ping per probe.
+_Flights = dict[tuple[str, str, int], "asyncio.Task[dict[str, Any]]"]
+_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = weakref.WeakKeyDictionary()
+
+
 async def _icmp(ctx: Context, server: Server, method: str, count: int) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    flights = _IN_FLIGHT.setdefault(loop, {})
+    key = (server.host, method, count)
+    task = flights.get(key)
+    joined = task is not None
+    if task is None:
+        task = asyncio.ensure_future(_echo(ctx, server, method, count))
+        flights[key] = task
+        task.add_done_callback(lambda _: flights.pop(key, None))
+    evidence = dict(await asyncio.shield(task))
+    if joined:
+        evidence["shared"] = True  # measured once for the probes of this host in flight together
+    return evidence
+
+
+async def _echo(ctx: Context, server: Server, method: str, count: int) -> dict[str, Any]:
     from icmplib import async_ping
 
     per_reply = max(0.05, ctx.time_left() / count - ctx.settings.ping_interval)

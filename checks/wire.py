@@ -12,6 +12,8 @@ This is the one boundary where socket errors are translated: every ``OSError`` b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import errno as errno_mod
 import socket
 import statistics
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.entropy
 import dns.exception
 import dns.flags
 import dns.message
@@ -39,6 +42,11 @@ RESET = "reset"
 CLOSED = "closed"
 MALFORMED = "malformed"
 CONNECTED = "connected"
+
+
+PACKET_LOG: contextvars.ContextVar[bool] = contextvars.ContextVar("packet_log", default=True)
+"""Whether exchanges write their packet lines: set per run by the engine (``Settings.packet_log``); an
+exporter whose answer is Prometheus text shows none, and skips the work."""
 
 
 @dataclass
@@ -177,8 +185,9 @@ def _local(sock: socket.socket) -> tuple[str, int] | None:
     return (addr[0], addr[1])
 
 
-async def udp_exchange(server: Server, query: dns.message.Message, timeout: float) -> Exchange:
-    """Send ``query`` once over UDP and wait up to ``timeout`` for the answer or an ICMP error."""
+async def udp_exchange(server: Server, query: dns.message.Message, timeout: float, *, log: bool = True) -> Exchange:
+    """Send ``query`` once over UDP and wait up to ``timeout`` for the answer or an ICMP error; ``log``
+    writes the packet lines (the burst's many queries are figures, not lines of the log)."""
     loop = asyncio.get_running_loop()
     ex = Exchange("udp", server)
     wire = query.to_wire()
@@ -247,7 +256,8 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
                 ex.outcome = TIMEOUT
         finally:
             loop.remove_reader(sock.fileno())
-    _log_udp(ex, query, dst)
+    if log and PACKET_LOG.get():
+        _log_udp(ex, query, dst)
     return ex
 
 
@@ -306,7 +316,7 @@ async def tcp_exchange(server: Server, query: dns.message.Message | None, timeou
                 ex.rtt_s = ex.connect_rtt_s
             else:
                 await _tcp_query(loop, sock, ex, query, wire, deadline, mono)
-    if query is not None and ex.outcome != LOCAL_ERROR:  # a connect refused by this host sent no SYN
+    if query is not None and ex.outcome != LOCAL_ERROR and PACKET_LOG.get():  # a refused connect sent no SYN
         _log_tcp(ex, query, dst)
     return ex
 
@@ -444,22 +454,91 @@ async def burst(
 ) -> dict[str, Any]:
     """dnsping's measurement in one go: ``count`` queries ``interval`` apart, each waited on for ``wait``.
 
-    All are in flight together, so the burst takes about ``count * interval + wait``, whatever is lost.
-    Returns the loss and the latency figures (seconds) of the answers that came.
+    One connected socket carries the whole burst, whatever ``count`` is (a burst never runs out of file
+    descriptors): each query has its own id, an answer counts when dnspython says it answers that query and it
+    came within ``wait`` of that query's send. The burst takes about ``count * interval + wait``, whatever is
+    lost. Returns the loss and the latency figures (seconds) of the answers that came.
     """
+    loop = asyncio.get_running_loop()
+    sent: dict[int, tuple[dns.message.Message, float]] = {}
+    rtts: dict[int, float] = {}
+    first: list[Exchange] = []
+    counts = {ANSWER: 0, ICMP: 0, LOCAL_ERROR: 0}
+    all_in = asyncio.Event()
+    try:
+        sock, sockaddr = _open(server, socket.SOCK_DGRAM)
+        sock.connect(sockaddr)
+    except OSError:
+        counts[LOCAL_ERROR] = count
+        return _burst_figures(count, 0, [], None, interval, wait, counts)
 
-    async def one(i: int) -> Exchange:
-        await asyncio.sleep(i * interval)
-        return await udp_exchange(server, query(), wait)
+    def on_ready() -> None:
+        counts[ICMP] += sum(1 for e in drain_errqueue(sock) if e.origin != "local")
+        while True:
+            try:
+                data = sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an error whose queue entry was read above
+                continue
+            try:
+                msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
+            except dns.exception.DNSException:
+                continue
+            asked = sent.get(msg.id)
+            if asked is None or msg.id in rtts or not asked[0].is_response(msg):
+                continue
+            rtt = time.monotonic() - asked[1]
+            if rtt > wait:
+                continue  # later than its wait: lost, as a query waited on alone would be
+            rtts[msg.id] = rtt
+            if not first:
+                first.append(Exchange("udp", server, ANSWER, rtt_s=rtt, response=msg, response_len=len(data)))
+            if len(rtts) == len(sent) == count:
+                all_in.set()
 
-    tries = await asyncio.gather(*(one(i) for i in range(count)))
-    rtts = sorted(t.rtt_s for t in tries if t.outcome == ANSWER and t.rtt_s is not None)
-    answered = next((t for t in tries if t.outcome == ANSWER), None)
+    with sock:
+        loop.add_reader(sock.fileno(), on_ready)
+        try:
+            for i in range(count):
+                if i:
+                    await asyncio.sleep(interval)
+                q = query()
+                while q.id in sent:
+                    q.id = dns.entropy.random_16()
+                sent[q.id] = (q, time.monotonic())
+                try:
+                    sock.send(q.to_wire())
+                except OSError:
+                    del sent[q.id]
+                    counts[LOCAL_ERROR] += 1
+            last = max((at for _, at in sent.values()), default=time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_in.wait(), max(0.0, last + wait - time.monotonic()))
+        finally:
+            loop.remove_reader(sock.fileno())
+    counts[ANSWER] = len(rtts)
+    return _burst_figures(
+        len(sent), len(rtts), sorted(rtts.values()), first[0] if first else None, interval, wait, counts
+    )
+
+
+def _burst_figures(
+    sent: int,
+    received: int,
+    rtts: list[float],
+    first: Exchange | None,
+    interval: float,
+    wait: float,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    silent = max(0, sent - received - counts[ICMP])
+    outcomes = {o: n for o, n in {**counts, TIMEOUT: silent}.items() if n}
     return {
-        "first_answer": answered.to_evidence() if answered else None,
-        "sent": count,
-        "received": len(rtts),
-        "loss": round(1 - len(rtts) / count, 4) if count else 0.0,
+        "first_answer": first.to_evidence() if first else None,
+        "sent": sent,
+        "received": received,
+        "loss": round(1 - received / sent, 4) if sent else 0.0,
         "interval_s": interval,
         "wait_s": round(wait, 6),
         "rtt_min_s": round(rtts[0], 6) if rtts else None,
@@ -467,5 +546,5 @@ async def burst(
         "rtt_avg_s": round(statistics.fmean(rtts), 6) if rtts else None,
         "rtt_max_s": round(rtts[-1], 6) if rtts else None,
         "rtt_stddev_s": round(statistics.pstdev(rtts), 6) if rtts else None,
-        "outcomes": {o: sum(1 for t in tries if t.outcome == o) for o in sorted({t.outcome for t in tries})},
+        "outcomes": dict(sorted(outcomes.items())),
     }

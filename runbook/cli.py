@@ -584,6 +584,12 @@ def watch(
     expect: ExpectOpt = None,
     skip: SkipOpt = None,
     web: WebOpt = False,
+    count: CountOpt = 10,
+    burst_interval: Annotated[
+        float, typer.Option("--burst-interval", help="Seconds between the burst's queries (diagnose's --interval).")
+    ] = 0.02,
+    max_loss: LossOpt = 0.1,
+    max_rtt: RttOpt = 0.25,
     timeout: TimeoutOpt = 2.0,
     resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
     store: StoreOpt = None,
@@ -610,6 +616,10 @@ def watch(
                 skip,
                 timeout=timeout,
                 resolv_conf=resolv_conf,
+                count=count,
+                interval=burst_interval,
+                max_loss=max_loss,
+                max_rtt=max_rtt,
                 website=web,
             )
         )
@@ -734,6 +744,12 @@ def serve(
         warn("no --config: every probe will be refused (the config's modules say what may be probed)")
     sys.stderr.write(f"runbook: serving on http://{where.label}/ (modules: {', '.join(modules) or 'none'})\n")
     sys.stderr.flush()
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, kill) stops it as Ctrl-C does: workers closed, port freed
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

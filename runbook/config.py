@@ -52,6 +52,8 @@ class Settings:
     hosts_file: Path = Path("/etc/hosts")
     nsswitch_conf: Path = Path("/etc/nsswitch.conf")
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
+    packet_log: bool = True
+    """Write the probes' packet lines (tcpdump notation) into the evidence; the exporter needs none."""
     website: bool = False
     """The name is a website (--web, ``web = true``): a site that refuses connections is then critical."""
     origin: str = "command line"
@@ -276,7 +278,6 @@ def build(
     qtype = parse_rdtype(rdtype)
     interval = parse_positive("--interval", interval, 10)
     max_rtt = parse_positive("--max-rtt", max_rtt, 60)
-    _fits_open_file_limit(count, interval, max_rtt, max(1, len(servers)) if servers else 3)
     return Settings(
         target=replace(_reverse_name(name) if qtype == "PTR" else parse_name(name), rdtype=qtype),
         servers=tuple(parse_server(s) for s in servers),
@@ -292,28 +293,6 @@ def build(
         resolv_conf=resolv_conf,
         website=website,
         origin=origin,
-    )
-
-
-def _fits_open_file_limit(count: int, interval: float, max_rtt: float, servers: int) -> None:
-    """The burst keeps each query's socket open while it waits (up to twice --max-rtt): refuse a burst that
-    would hold more sockets at once than half this process's open-file limit, and say what would fit."""
-    import math
-    import resource
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return
-    per_server = min(count, math.floor(2 * max_rtt / interval) + 1)
-    budget = max(1, soft // 2)
-    if per_server * servers <= budget:
-        return
-    fits = max(1, budget // servers)
-    pace = 2 * max_rtt / max(1, fits - 1)
-    raise InputError(
-        f"--count {count} at --interval {interval:g} s would hold about {per_server * servers} sockets open at "
-        f"once ({servers} server(s)), more than half the open-file limit ({soft}, `ulimit -n`): give --count "
-        f"{fits} or less, or --interval {pace:.3g} or more"
     )
 
 

@@ -888,8 +888,10 @@ def diagnose(
             f"No DNS server to diagnose: {what}, and none was given with --server (glibc would try 127.0.0.1)",
             tuple(f.id for f in findings if f.step == "hostconf"),
             (
-                "Add a `nameserver ADDRESS` line to /etc/resolv.conf, or name the server: "
-                f"`runbook diagnose {target.display} --server ADDRESS`",
+                "Add a nameserver line with your DNS resolver's address to /etc/resolv.conf, or give the server "
+                f"to diagnose: runbook diagnose {target.display} --server followed by its address",
+                "See which resolver this host was meant to use (systemd-resolved, NetworkManager, DHCP): "
+                "`resolvectl status`, `nmcli dev show`",
             ),
         )
     # The verdict depends on the findings, not on the order in which concurrent steps delivered them.

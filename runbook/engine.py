@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from checks import wire
 from runbook import __version__
 from runbook.config import Settings
 from runbook.context import Context
@@ -86,6 +87,7 @@ def new_run_id(started: float) -> str:
 
 async def execute(p: Plan, observer: Observer | None = None) -> Run:
     settings = p.settings
+    wire.PACKET_LOG.set(settings.packet_log)  # this task's context, copied into every step's task
     started_wall, started = time.time(), time.monotonic()
     run_deadline = started + settings.deadline_s
     tasks: dict[str, asyncio.Task[StepResult]] = {}

@@ -19,7 +19,7 @@ import multiprocessing
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 
 from runbook.config import Module
@@ -57,7 +57,8 @@ async def probe_async(job: Job, known_steps: Sequence[str]) -> Answer:
     from runbook.steps import RUNBOOK
 
     try:
-        settings = job.module.settings(job.name, known_steps, job.timeout)
+        # Prometheus text shows no packet log: it is written only for the debug page.
+        settings = replace(job.module.settings(job.name, known_steps, job.timeout), packet_log=job.debug)
         run = await engine.execute(engine.plan(settings, RUNBOOK))
     except Exception as e:  # a failing probe is an answer, never a crash of the worker
         return Answer("", "error", f"{type(e).__name__}: {e}")
@@ -197,4 +198,3 @@ class WorkerPool:
     def close(self) -> None:
         for worker in self._workers:
             worker.close()
-

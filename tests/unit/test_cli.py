@@ -294,3 +294,35 @@ def test_ctrl_c_prints_what_was_found_so_far_and_exits_130(tmp_path: Path) -> No
     assert steps["hostconf"]["status"] == "ok"  # finished before Ctrl-C: kept
     assert steps["udp53"]["reason"].startswith("interrupted")  # never claimed
     assert json.loads(runbook("report", "last", "--store", str(store), "--format", "json").stdout)["interrupted"]
+
+
+def test_piped_text_has_no_padding_and_force_color_colours_it() -> None:
+    server = f"127.0.0.1:{closed_port()}"
+    plain = runbook(
+        "diagnose", "example.com", "--server", server, "--no-record", env={"NO_COLOR": "", "COLUMNS": "100"}
+    )
+    assert plain.returncode == 2 and "\x1b[" not in plain.stdout
+    assert not any(line.endswith(" ") for line in plain.stdout.splitlines())
+    forced = runbook("diagnose", "example.com", "--server", server, "--no-record", env={"FORCE_COLOR": "1"})
+    assert "\x1b[" in forced.stdout
+    both = runbook(
+        "diagnose", "example.com", "--server", server, "--no-record", env={"FORCE_COLOR": "1", "NO_COLOR": "1"}
+    )
+    assert "\x1b[" not in both.stdout  # NO_COLOR wins
+
+
+def test_history_shows_the_servers_each_run_diagnosed(tmp_path: Path) -> None:
+    store = str(tmp_path / "runs.db")
+    server = f"127.0.0.1:{closed_port()}"
+    runbook("diagnose", "example.com", "--server", server, "--store", store, "--skip", "web")
+    out = runbook("history", "--store", store).stdout
+    assert server in out and "dns-service-down" in out
+    rows = json.loads(runbook("history", "--store", store, "--format", "json").stdout)
+    assert rows[0]["servers"] == [server] and rows[0]["command"] == "diagnose"
+
+
+def test_watch_takes_the_burst_options_of_diagnose() -> None:
+    proc = runbook("watch", "-h")
+    assert proc.returncode == 0
+    for option in ("--count", "--burst-interval", "--max-loss", "--max-rtt", "--web"):
+        assert option in proc.stdout

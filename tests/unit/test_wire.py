@@ -97,3 +97,24 @@ def test_total_silence_uses_the_budget_not_the_sum_of_tries() -> None:
         took = time.monotonic() - start
     assert [t.outcome for t in tries] == [wire.TIMEOUT] * 3
     assert 0.85 < took < 0.9 + 0.3
+
+
+def test_a_burst_of_a_thousand_needs_one_socket_whatever_the_open_file_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with dns_server() as (host, port, _):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        try:
+            query = lambda: wire.make_query("example.com.", "A", edns=False)  # noqa: E731
+            stats = run(wire.burst(Server(host, port), query, 1000, 0.0005, 1.0))
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    # More queries in flight than the process may open files: all sent, on one socket; answers matched by id.
+    assert stats["sent"] == 1000 and stats["received"] > 0
+    assert stats["outcomes"].get("local-error", 0) == 0 and stats["first_answer"]["rcode"] == "NOERROR"
+
+
+def test_a_burst_at_a_closed_port_counts_icmp_errors_not_answers() -> None:
+    stats = run(wire.burst(Server("127.0.0.1", closed_port()), lambda: QUERY, 5, 0.01, 0.3))
+    assert stats["received"] == 0 and stats["loss"] == 1.0 and stats["outcomes"].get("icmp", 0) >= 1
