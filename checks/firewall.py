@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,25 @@ async def _run(argv: list[str], timeout: float) -> tuple[str | None, str | None]
     return out.decode(errors="replace"), None
 
 
-async def read_rulesets(timeout: float) -> tuple[list[netfilter.Table], list[str], list[str]]:
-    """Every table of every backend, the sources read, and what could not be read (with why)."""
+@dataclass
+class Rulesets:
+    """What was read of this host's rules: the tables, the sources read, and what could not be read."""
+
+    tables: list[netfilter.Table]
+    read: list[str]
+    problems: list[str]
+    unread: list[str]
+    """Backends that exist here but could not be read: a rule there could block DNS unseen."""
+
+
+_ABSENT = "is not installed"
+
+
+async def read_rulesets(timeout: float) -> Rulesets:
+    """Every table of every backend, read once and concurrently: ``nft -j`` (whose rule texts are fetched
+    later, only for the chains a verdict cites) and the four ``iptables-save`` of both backends."""
     commands = {
-        "nft-json": ["nft", "-j", "list", "ruleset"],
-        "nft-text": ["nft", "-a", "list", "ruleset"],
+        "nft": ["nft", "-j", "list", "ruleset"],
         "iptables-nft": ["iptables-nft-save"],
         "ip6tables-nft": ["ip6tables-nft-save"],
         "iptables-legacy": ["iptables-legacy-save"],
@@ -81,6 +96,7 @@ async def read_rulesets(timeout: float) -> tuple[list[netfilter.Table], list[str
     }
     results = dict(zip(commands, await asyncio.gather(*(_run(c, timeout) for c in commands.values())), strict=True))
     problems = [f"{name}: {why}" for name, (out, why) in results.items() if why]
+    unread = [name for name, (_, why) in results.items() if why and _ABSENT not in why]
     tables: list[netfilter.Table] = []
     read: list[str] = []
     xt_tables: set[tuple[str, str]] = set()
@@ -92,21 +108,38 @@ async def read_rulesets(timeout: float) -> tuple[list[netfilter.Table], list[str
             parsed = netfilter.parse_iptables_save(out, name, family)
         except netfilter.RulesetError as e:
             problems.append(f"{name}: {e}")
+            unread.append(name)
             continue
         parsed = [t for t in parsed if any(c.rules or c.policy != "accept" for c in t.chains.values())]
         tables += parsed
         read.append(name)
         if name.endswith("-nft"):
             xt_tables |= {(t.family, t.name) for t in parsed}
-    nft_json, nft_text = results["nft-json"][0], results["nft-text"][0] or ""
+    nft_json = results["nft"][0]
     if nft_json:
         try:
             # Tables iptables-nft wrote are read from its own output: nft shows their matches as xt.
-            tables += netfilter.parse_nft(json.loads(nft_json), nft_text, skip_tables=xt_tables)
+            with netfilter.no_gc():
+                tables += netfilter.parse_nft(json.loads(nft_json), "", skip_tables=xt_tables)
             read.append("nftables")
         except (ValueError, KeyError, TypeError, netfilter.RulesetError) as e:
             problems.append(f"nft: the ruleset is in a form this reader does not know ({type(e).__name__}: {e})")
-    return tables, read, problems
+            unread.append("nft")
+    return Rulesets(tables, read, problems, unread)
+
+
+async def _cite_texts(cited: list[dict[str, Any]], timeout: float) -> None:
+    """The rule texts nft prints (``nft -a list chain``), for the nftables rules a verdict cites: one small
+    listing per chain, instead of a second listing of the whole ruleset."""
+    chains = sorted({(c["family"], c["table"], c["chain"]) for c in cited if c.get("source") == "nftables"})
+    listings = await asyncio.gather(*(_run(["nft", "-a", "list", "chain", *chain], timeout) for chain in chains))
+    texts: dict[tuple[str, str, str, str], str] = {}
+    for out, _ in listings:  # `list chain` prints the chain inside its table: the keys are the ruleset's own
+        texts.update(netfilter.nft_texts(out or ""))
+    for c in cited:
+        text = texts.get((c["family"], c["table"], c["chain"], str(c.get("handle"))))
+        if text:
+            c["rule"] = text
 
 
 def _local_address(server: Server) -> str | None:
@@ -140,137 +173,192 @@ def _ephemeral() -> tuple[int, int]:
 
 async def run(ctx: Context) -> list[Finding]:
     clock = Clock()
-    tables, read, problems = await read_rulesets(min(TOOL_TIMEOUT, max(0.5, ctx.time_left())))
-    if not read:
+    # The budget is the step's (--timeout): a large ruleset takes nft a while to list.
+    rulesets = await read_rulesets(max(0.5, ctx.time_left()))
+    if not rulesets.read:
         # Decided from what the tools said, not from the uid: root without CAP_NET_ADMIN is refused too,
         # and root on a host without nft has nothing to be refused.
-        denied = [p for p in problems if NOT_PERMITTED in p]
+        denied = [p for p in rulesets.problems if NOT_PERMITTED in p]
         summary = (
             f"reading the firewall rules was not permitted (it needs root or CAP_NET_ADMIN); by hand: "
             f"`sudo sh -c '{BY_HAND}'`"
             if denied
-            else "no firewall ruleset could be read: " + "; ".join(problems)
+            else "no firewall ruleset could be read: " + "; ".join(rulesets.problems)
         )
         return [
             ctx.finding(
                 "rules",
                 Status.SKIPPED,
                 summary,
-                {"reason": "not permitted" if denied else "no ruleset", "problems": problems, "by_hand": BY_HAND},
+                {
+                    "reason": "not permitted" if denied else "no ruleset",
+                    "problems": rulesets.problems,
+                    "by_hand": BY_HAND,
+                },
                 clock=clock,
             )
         ]
-    ephemeral = _ephemeral()
-    findings = await asyncio.gather(*(_server(ctx, s, tables, read, problems, ephemeral) for s in ctx.servers))
-    return list(findings)
+    devices = await asyncio.gather(*(_route_dev(s) for s in ctx.servers))
+    fields = _known_fields(rulesets.tables)
+    judged = [_evaluate(s, dev, rulesets.tables, fields) for s, dev in zip(ctx.servers, devices, strict=True)]
+    cited = [c for paths in judged if paths for path in paths.values() for c in _citations(path)]
+    await _cite_texts(cited, max(0.2, ctx.time_left()))
+    return [
+        _finding(ctx, server, dev, paths, rulesets, clock)
+        for server, dev, paths in zip(ctx.servers, devices, judged, strict=True)
+    ]
 
 
-async def _server(
+def _known_fields(tables: list[netfilter.Table]) -> dict[str, Any]:
+    """What the packets of this process carry: marks and priority 0 unless some rule sets them, and this
+    process's own uid and gid (meta skuid, for what it sends)."""
+    changed = netfilter.mangled(tables)
+    return {
+        "mark": None if "meta mark" in changed else 0,
+        "ct_mark": None if "ct mark" in changed else 0,
+        "priority": None if "meta priority" in changed else 0,
+        "uid": os.geteuid(),
+        "gid": os.getegid(),
+    }
+
+
+def _evaluate(
+    server: Server, dev: str | None, tables: list[netfilter.Table], fields: dict[str, Any]
+) -> dict[str, dict[str, Any]] | None:
+    """Each path of the exchange (UDP and TCP; the query out, the answer back in; and for a server on this
+    host, the query in and the answer out) and what the rules do to it. None when there is no route."""
+    local = _local_address(server)
+    if local is None:
+        return None
+    me, them = ipaddress.ip_address(local.split("%", 1)[0]), server.ip
+    family = 6 if server.is_ipv6 else 4
+    ephemeral, dns = _ephemeral(), (server.port, server.port)
+    # A server on this host (loopback, or one of its own addresses): the query also comes in to the daemon
+    # through input, and the answer leaves it through output.
+    local_server = me == them or them.is_loopback
+    paths: dict[str, dict[str, Any]] = {"_": {"local_address": local, "local_server": local_server}}
+    for proto in ("udp", "tcp"):
+        out = {"family": family, "proto": proto, "oif": dev, **fields}
+        back = {"family": family, "proto": proto, "iif": dev, **fields}
+        packets = [
+            (
+                "query",
+                netfilter.Packet("output", saddr=me, daddr=them, sport=ephemeral, dport=dns, ct_state="new", **out),
+            ),
+            (
+                "answer",
+                netfilter.Packet(
+                    "input", saddr=them, daddr=me, sport=dns, dport=ephemeral, ct_state="established", **back
+                ),
+            ),
+        ]
+        if local_server:
+            packets += [
+                (
+                    "query_in",
+                    netfilter.Packet("input", saddr=me, daddr=them, sport=ephemeral, dport=dns, ct_state="new", **back),
+                ),
+                (
+                    "answer_out",
+                    netfilter.Packet(
+                        "output", saddr=them, daddr=me, sport=dns, dport=ephemeral, ct_state="established", **out
+                    ),
+                ),
+            ]
+        for direction, pkt in packets:
+            paths[f"{proto}_{direction}"] = _decide(tables, pkt)
+    return paths
+
+
+def _decide(tables: list[netfilter.Table], packet: netfilter.Packet) -> dict[str, Any]:
+    try:
+        decision = netfilter.evaluate(tables, packet)
+    except netfilter.RulesetError as e:
+        return {"verdict": "unknown", "error": str(e)}
+    return {
+        "verdict": decision.verdict,
+        "rule": dict(decision.rule) if decision.rule else None,
+        "policy": dict(decision.policy_of) if decision.policy_of else None,
+        "may_match": [dict(m) for m in decision.may_match],
+        "passed": [dict(m) for m in decision.passed],
+        "certain": decision.certain,
+    }
+
+
+def _citations(path: dict[str, Any]) -> list[dict[str, Any]]:
+    if "verdict" not in path:
+        return []
+    return [c for c in (path.get("rule"), *path.get("may_match", []), *path.get("passed", [])) if isinstance(c, dict)]
+
+
+_RISKY = netfilter.FINAL | {"jump", "goto", "unknown", "map"}
+
+
+def _finding(
     ctx: Context,
     server: Server,
-    tables: list[netfilter.Table],
-    read: list[str],
-    problems: list[str],
-    ephemeral: tuple[int, int],
+    dev: str | None,
+    paths: dict[str, dict[str, Any]] | None,
+    rulesets: Rulesets,
+    clock: Clock,
 ) -> Finding:
-    clock = Clock()
-    local = _local_address(server)
-    dev = await _route_dev(server)
-    if local is None:
+    if paths is None:
         return ctx.finding(
             server.key,
             Status.UNKNOWN,
             f"no route to {server.host} to evaluate the rules for",
-            {"sources": read, "problems": problems},
+            {"sources": rulesets.read, "problems": rulesets.problems},
             server=server,
             clock=clock,
         )
-    me, them = ipaddress.ip_address(local.split("%", 1)[0]), server.ip
-    family = 6 if server.is_ipv6 else 4
-    paths: dict[str, Any] = {}
+    about = paths.pop("_")
     blocked: list[str] = []
     unsure: list[str] = []
-    # A server on this host (loopback, or one of its own addresses): the query also comes in to the daemon
-    # through input, and the answer leaves it through output, on the loopback interface.
-    local_server = me == them or them.is_loopback
-    dns = (server.port, server.port)
-    for proto in ("udp", "tcp"):
-        packets = [
-            ("query", netfilter.Packet("output", family, proto, me, them, ephemeral, dns, "new", oif=dev)),
-            ("answer", netfilter.Packet("input", family, proto, them, me, dns, ephemeral, "established", iif=dev)),
-        ]
-        if local_server:
-            packets += [
-                ("query_in", netfilter.Packet("input", family, proto, me, them, ephemeral, dns, "new", iif=dev)),
-                (
-                    "answer_out",
-                    netfilter.Packet("output", family, proto, them, me, dns, ephemeral, "established", oif=dev),
-                ),
-            ]
-        for direction, packet in packets:
-            label = f"{proto.upper()} {direction.replace('_', ' ')}"
-            try:
-                decision = netfilter.evaluate(tables, packet)
-            except netfilter.RulesetError as e:
-                paths[f"{proto}_{direction}"] = {"verdict": "unknown", "error": str(e)}
-                unsure.append(f"{label}: {e}")
-                continue
-            paths[f"{proto}_{direction}"] = {
-                "verdict": decision.verdict,
-                "rule": decision.rule,
-                "policy": decision.policy_of,
-                "may_match": list(decision.may_match),
-                "passed": list(decision.passed),
-                "certain": decision.certain,
-            }
-            if decision.blocks:
-                blocked.append(f"{label}: {_cite(decision)}")
-            elif decision.verdict == "queue":
-                unsure.append(f"{label}: handed to a userspace program, {_cite(decision)}")
-            elif decision.may_match:
-                risky = [m for m in decision.may_match if m.get("verdict") in netfilter.FINAL | {"jump", "goto"}]
-                if risky:
-                    unsure.append(f"{label}: may be stopped by {_rule_words(risky[0])}")
+    for name, path in paths.items():
+        proto, _, direction = name.partition("_")
+        label = f"{proto.upper()} {direction.replace('_', ' ')}"
+        if path["verdict"] == "unknown":
+            unsure.append(f"{label}: {path.get('error')}")
+        elif path["verdict"] in ("drop", "reject"):
+            blocked.append(f"{label}: {_cite(path)}")
+        elif path["verdict"] == "queue":
+            unsure.append(f"{label}: handed to a userspace program, {_cite(path)}")
+        else:
+            risky = [m for m in path["may_match"] if m.get("verdict") in _RISKY]
+            if risky:
+                unsure.append(f"{label}: may be stopped by {_rule_words(risky[0])}")
     evidence = {
-        "sources": read,
-        "problems": problems,
-        "local_address": local,
+        "sources": rulesets.read,
+        "problems": rulesets.problems,
+        "unread": rulesets.unread,
+        "local_address": about["local_address"],
         "interface": dev,
-        "ephemeral_ports": list(ephemeral),
+        "ephemeral_ports": list(_ephemeral()),
         "paths": paths,
         "blocks": bool(blocked),
         "uncertain": unsure,
     }
+    unread = f"; the {', '.join(rulesets.unread)} rules could not be read, and may block it" if rulesets.unread else ""
     if blocked:
-        return ctx.finding(
-            server.key,
-            Status.CRITICAL,
-            f"this host's firewall blocks DNS to {server.host}: " + "; ".join(blocked),
-            evidence,
-            server=server,
-            clock=clock,
+        summary = f"this host's firewall blocks DNS to {server.host}: " + "; ".join(blocked)
+        return ctx.finding(server.key, Status.CRITICAL, summary, evidence, server=server, clock=clock)
+    if unsure:
+        summary = f"this host's firewall lets DNS to {server.host} through, unless: " + "; ".join(unsure) + unread
+        return ctx.finding(server.key, Status.WARNING, summary, evidence, server=server, clock=clock)
+    if rulesets.unread:
+        # Never "ok" on half the rules: what could not be read is said, here and not only in the evidence.
+        summary = (
+            f"this host's {', '.join(rulesets.read)} rules let DNS to {server.host} through, but the "
+            f"{', '.join(rulesets.unread)} rules could not be read ("
+            + "; ".join(p for p in rulesets.problems if p.split(":", 1)[0] in rulesets.unread)
+            + "): they may block it"
         )
+        return ctx.finding(server.key, Status.UNKNOWN, summary, evidence, server=server, clock=clock)
     allowed = paths.get("udp_query", {})
     why = _rule_words(allowed["passed"][-1]) if allowed.get("passed") else "no rule on the way"
-    if unsure:
-        return ctx.finding(
-            server.key,
-            Status.WARNING,
-            f"this host's firewall lets DNS to {server.host} through, unless: " + "; ".join(unsure),
-            evidence,
-            server=server,
-            clock=clock,
-        )
-    return ctx.finding(
-        server.key,
-        Status.OK,
-        f"this host's firewall lets DNS to {server.host} out and back in"
-        + (" (and in to and out of the server on this host)" if local_server else "")
-        + f" (UDP query: {why})",
-        evidence,
-        server=server,
-        clock=clock,
-    )
+    here = " (and in to and out of the server on this host)" if about["local_server"] else ""
+    summary = f"this host's firewall lets DNS to {server.host} out and back in{here} (UDP query: {why})"
+    return ctx.finding(server.key, Status.OK, summary, evidence, server=server, clock=clock)
 
 
 def _rule_words(rule: dict[str, Any] | Any) -> str:
@@ -283,7 +371,7 @@ def _rule_words(rule: dict[str, Any] | Any) -> str:
     return f"{where}{handle}: `{rule.get('rule')}`"
 
 
-def _cite(decision: netfilter.Decision) -> str:
-    if decision.rule is not None:
-        return f"{decision.verdict} by {_rule_words(dict(decision.rule))}"
-    return f"{decision.verdict} by {_rule_words(dict(decision.policy_of or {}))}"
+def _cite(path: dict[str, Any]) -> str:
+    if path.get("rule") is not None:
+        return f"{path['verdict']} by {_rule_words(path['rule'])}"
+    return f"{path['verdict']} by {_rule_words(path.get('policy') or {})}"

@@ -12,11 +12,15 @@ interface it cannot know. It never guesses silently: every may-match rule on the
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import ipaddress
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from checks import nftexpr
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -53,9 +57,18 @@ class Packet:
     ct_state: str
     iif: str | None = None
     oif: str | None = None
+    mark: int | None = 0
+    """The packet mark: 0 for an ordinary socket's packets, None (unknown) where some rule sets marks."""
+    ct_mark: int | None = 0
+    priority: int | None = 0
+    uid: int | None = None
+    """The sending socket's owner, for packets this host sends (meta skuid)."""
+    gid: int | None = None
 
 
 Match = Callable[[Packet], Tri]
+# (the value of the map's key that selects it, verdict, jump/goto target)
+MapEntry = tuple[Any, str, str | None]
 
 
 @dataclass
@@ -68,7 +81,12 @@ class Rule:
     text: str
     matches: list[tuple[Match, str]] = field(default_factory=list)
     verdict: str | None = None
+    """accept, drop, reject, queue, jump, goto, return, continue; ``map`` for a verdict map; ``unknown`` for a
+    statement this reader does not model (it might decide); None for a rule that only counts or logs."""
     target: str | None = None
+    vmap: tuple[Callable[[Packet], Any], tuple[MapEntry, ...]] | None = None
+    sets: frozenset[str] = frozenset()
+    """What the rule changes on the packet (``meta mark``, ``ct mark``, ``meta priority``)."""
 
     def cite(self) -> dict[str, Any]:
         return {
@@ -126,14 +144,7 @@ class Decision:
 # -- matching -------------------------------------------------------------------------------------------
 
 
-def _tri_all(values: Iterable[Tri]) -> Tri:
-    result: Tri = True
-    for v in values:
-        if v is False:
-            return False
-        if v is None:
-            result = None
-    return result
+_tri_all = nftexpr.tri_all
 
 
 def _not(value: Tri) -> Tri:
@@ -153,141 +164,17 @@ class ValueSet:
 
     def port_coverage(self, ports: tuple[int, int]) -> Tri:
         """True if every port of ``ports`` is in the set, False if none is, None if some are."""
-        lo, hi = ports
-        spans = sorted([(v, v) for v in self.values if isinstance(v, int)] + list(self.ranges))
-        covered, reach = 0, lo - 1  # merged as we go, so overlapping spans count once
-        for a, b in spans:
-            start, end = max(a, reach + 1, lo), min(b, hi)
-            if end >= start:
-                covered += end - start + 1
-            reach = max(reach, b)
-        if covered == 0:
-            return False
-        return True if covered >= hi - lo + 1 else None
+        spans = [v for v in self.values if isinstance(v, int)] + [nftexpr.Span(a, b) for a, b in self.ranges]
+        return nftexpr.coverage(nftexpr.Ports(*ports), spans)
 
     def contains(self, value: Any) -> bool:
         return value in self.values
-
-
-def _parse_value(raw: Any, sets: Mapping[str, ValueSet]) -> ValueSet:
-    if isinstance(raw, str) and raw.startswith("@"):
-        if raw[1:] not in sets:
-            raise RulesetError(f"unknown set {raw}")
-        return sets[raw[1:]]
-    items = raw["set"] if isinstance(raw, dict) and "set" in raw else raw if isinstance(raw, list) else [raw]
-    values: set[Any] = set()
-    networks: list[Network] = []
-    ranges: list[tuple[int, int]] = []
-    for element in items:
-        item = element["elem"].get("val") if isinstance(element, dict) and "elem" in element else element
-        if isinstance(item, dict) and "prefix" in item:
-            networks.append(ipaddress.ip_network(f"{item['prefix']['addr']}/{item['prefix']['len']}", strict=False))
-        elif isinstance(item, dict) and "range" in item:
-            a, b = item["range"]
-            if isinstance(a, int) and isinstance(b, int):
-                ranges.append((a, b))
-            else:  # an address range
-                first, last = ipaddress.ip_address(a), ipaddress.ip_address(b)
-                networks.extend(ipaddress.summarize_address_range(first, last))
-        elif isinstance(item, str):
-            try:
-                values.add(ipaddress.ip_address(item))
-            except ValueError:
-                values.add(item)
-        elif isinstance(item, int):
-            values.add(item)
-        else:
-            raise RulesetError(f"a set element of an unknown form: {item!r}")
-    return ValueSet(frozenset(values), tuple(networks), tuple(ranges))
-
-
-def _nft_match(m: Mapping[str, Any], sets: Mapping[str, ValueSet]) -> Match:
-    left, op, right = m.get("left"), m.get("op", "=="), m.get("right")
-    value = _parse_value(right, sets) if op not in ("<", "<=", ">", ">=") else None
-    negate = op == "!="
-
-    def done(f: Callable[[Packet], Tri]) -> Match:
-        return (lambda p: _not(f(p))) if negate else f
-
-    if isinstance(left, dict) and "payload" in left:
-        proto, fld = left["payload"].get("protocol"), left["payload"].get("field")
-        if proto in ("ip", "ip6") and fld in ("saddr", "daddr"):
-            want = 4 if proto == "ip" else 6
-            assert value is not None
-
-            def addr_match(p: Packet, v: ValueSet = value, f: str = fld, want: int = want) -> Tri:
-                if p.family != want:
-                    return False
-                return v.contains_address(p.saddr if f == "saddr" else p.daddr)
-
-            # A packet of the other family fails the match, negated or not.
-            if negate:
-                return lambda p: False if p.family != want else _not(addr_match(p))
-            return addr_match
-        if (proto, fld) in (("ip", "protocol"), ("ip6", "nexthdr")):
-            want = 4 if proto == "ip" else 6
-            return done(lambda p: p.family == want and _proto_in(p.proto, value))
-        if proto in ("udp", "tcp", "th") and fld in ("sport", "dport"):
-
-            def port_match(p: Packet, proto: str = proto, fld: str = fld) -> Tri:
-                if proto not in ("th", p.proto):
-                    return False
-                ports = p.sport if fld == "sport" else p.dport
-                if value is None:
-                    return _compare_range(ports, op, right)
-                return value.port_coverage(ports)
-
-            if negate:
-                return lambda p: False if proto not in ("th", p.proto) else _not(port_match(p))
-            return port_match
-        return lambda p: None
-    if isinstance(left, dict) and "meta" in left:
-        key = left["meta"].get("key")
-        if key == "l4proto":
-            return done(lambda p: _proto_in(p.proto, value))
-        if key == "nfproto":
-            return done(lambda p: value is not None and value.contains("ipv4" if p.family == 4 else "ipv6"))
-        if key in ("oifname", "iifname", "oif", "iif"):
-
-            def iface(p: Packet, key: str = key) -> Tri:
-                name = p.oif if key.startswith("o") else p.iif
-                if name is None or value is None:
-                    return None
-                if (key.startswith("i") and p.hook == "output") or (key.startswith("o") and p.hook == "input"):
-                    return None
-                wild = [v for v in value.values if isinstance(v, str) and v.endswith("*")]
-                return value.contains(name) or any(name.startswith(w[:-1]) for w in wild)
-
-            return done(iface)
-        return lambda p: None
-    if isinstance(left, dict) and "ct" in left and left["ct"].get("key") == "state":
-        states = set(right if isinstance(right, list) else [right]) if not isinstance(right, dict) else None
-        if states is None and value is not None:
-            states = {v for v in value.values if isinstance(v, str)}
-        return done(lambda p: p.ct_state in (states or set()))
-    return lambda p: None
 
 
 def _proto_in(proto: str, value: ValueSet | None) -> Tri:
     if value is None:
         return None
     return value.contains(proto) or value.contains(PROTO_NUMBERS.get(proto, -1))
-
-
-def _compare_range(ports: tuple[int, int], op: str, right: Any) -> Tri:
-    if not isinstance(right, int):
-        return None
-    lo, hi = ports
-    a, b = _ORDER[op](lo, right), _ORDER[op](hi, right)
-    return a if a == b else None
-
-
-_ORDER: dict[str, Callable[[int, int], bool]] = {
-    "<": lambda x, y: x < y,
-    "<=": lambda x, y: x <= y,
-    ">": lambda x, y: x > y,
-    ">=": lambda x, y: x >= y,
-}
 
 
 # -- nftables -------------------------------------------------------------------------------------------
@@ -315,6 +202,19 @@ def nft_texts(listing: str) -> dict[tuple[str, str, str, str], str]:
     return texts
 
 
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: a ruleset's parse builds hundreds of thousands of objects that
+    are not garbage, and the collections they would trigger cost more than the parse itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_nft(
     document: Mapping[str, Any], listing: str = "", skip_tables: Iterable[tuple[str, str]] = ()
 ) -> list[Table]:
@@ -325,16 +225,16 @@ def parse_nft(
     texts = nft_texts(listing)
     skip = set(skip_tables)
     tables: dict[tuple[str, str], Table] = {}
-    sets: dict[tuple[str, str], dict[str, ValueSet]] = {}
+    sets: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
     for item in items:
         if not isinstance(item, dict):
             raise RulesetError(f"an element of an unknown form: {item!r}")
         if "table" in item:
             t = item["table"]
             tables[(t["family"], t["name"])] = Table("nftables", t["family"], t["name"])
-        elif "set" in item:
-            s = item["set"]
-            sets.setdefault((s["family"], s["table"]), {})[s["name"]] = _parse_value(s.get("elem", []), {})
+        elif "set" in item or "map" in item:
+            s = item.get("set") or item["map"]
+            sets.setdefault((s["family"], s["table"]), {})[s["name"]] = _set_elements(s)
         elif "chain" in item:
             c = item["chain"]
             table = tables.get((c["family"], c["table"]))
@@ -357,7 +257,14 @@ def parse_nft(
         text = texts.get((r["family"], r["table"], r["chain"], handle)) or _describe_expr(r.get("expr", []))
         rule = Rule("nftables", r["family"], r["table"], r["chain"], handle, text)
         for expr in r.get("expr", []):
-            _nft_expr(rule, expr, sets.get(key, {}))
+            try:
+                _nft_expr(rule, expr, sets.get(key, {}))
+            except (nftexpr.Unmodelled, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+                # This rule alone becomes "may match", with the expression named; the rest is evaluated.
+                why = str(e) if isinstance(e, nftexpr.Unmodelled) else f"{nftexpr.describe(expr)} ({e})"
+                rule.matches.append((_may, f"not modelled: {why}"))
+                if rule.verdict is None:
+                    rule.verdict = _verdict_of(r.get("expr", []))
         chain.rules.append(rule)
     return [t for k, t in tables.items() if k not in skip]
 
@@ -371,11 +278,61 @@ def _prio(value: Any) -> int:
     return 0
 
 
-def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, ValueSet]) -> None:
+def _may(packet: Packet) -> Tri:
+    return None
+
+
+def _set_elements(s: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A named set's elements; a map's keys. A set of a form this reader does not know holds UNKNOWN: the
+    rules that use it may match, and nothing else is lost."""
+    try:
+        return tuple(nftexpr.element(e[0] if isinstance(e, list) else e) for e in s.get("elem", []))
+    except (nftexpr.Unmodelled, ValueError, KeyError, TypeError, IndexError):
+        return (nftexpr.UNKNOWN,)
+
+
+# Statements that neither decide nor depend on anything the evaluator would need to know.
+_INERT = frozenset(
+    {
+        "counter",
+        "log",
+        "notrack",
+        "set",
+        "ct helper",
+        "ct timeout",
+        "ct expectation",
+        "snat",
+        "dnat",
+        "masquerade",
+        "redirect",
+        "dup",
+        "flow",
+        "secmark",
+        "last",
+        "synproxy",
+        "tproxy",
+        "fwd",
+        "comment",
+    }
+)
+_VERDICT_KEYS = ("accept", "drop", "reject", "queue", "jump", "goto", "return", "continue")
+
+
+def _verdict_of(exprs: Sequence[Any]) -> str:
+    """The verdict a rule ends with, read without understanding the rest; ``unknown`` when none is clear."""
+    for e in reversed(exprs):
+        if isinstance(e, dict):
+            for verdict in _VERDICT_KEYS:
+                if verdict in e:
+                    return verdict if verdict not in ("jump", "goto") else "unknown"
+    return "unknown"
+
+
+def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, tuple[Any, ...]]) -> None:
     if rule.verdict is not None:
         return
     if "match" in expr:
-        rule.matches.append((_nft_match(expr["match"], sets), "match"))
+        rule.matches.append((nftexpr.match(expr["match"], sets), nftexpr.describe(expr["match"].get("left"))))
         return
     for verdict in _NFT_VERDICTS:
         if verdict in expr:
@@ -383,15 +340,45 @@ def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, ValueSet])
             if verdict in ("jump", "goto"):
                 rule.target = expr[verdict]["target"]
             return
+    if "vmap" in expr:
+        key = nftexpr.getter(expr["vmap"]["key"])
+        data = expr["vmap"]["data"]
+        if isinstance(data, str):
+            raise nftexpr.Unmodelled(f"the verdict map {data} (a named map)")
+        entries = []
+        for item in data["set"]:
+            k, v = item if isinstance(item, list) else (item["elem"]["val"], item["elem"]["data"])
+            verdict = next(name for name in _VERDICT_KEYS if name in v)
+            target = v[verdict].get("target") if isinstance(v[verdict], dict) else None
+            entries.append((nftexpr.element(k), verdict, target))
+        rule.vmap, rule.verdict = (key, tuple(entries)), "map"
+        return
+    if "mangle" in expr:
+        key = expr["mangle"].get("key", {})
+        name = next(iter(key), "") if isinstance(key, dict) else ""
+        field_key = key.get(name, {}).get("key") if isinstance(key.get(name), dict) else None
+        rule.sets = rule.sets | {f"{name} {field_key}"}
+        return
     if "xt" in expr:
         xt = expr["xt"]
         if xt.get("type") == "target" and xt.get("name") in _XT_TARGETS:
             rule.verdict = _XT_TARGETS[xt["name"]]
         else:
-            rule.matches.append((lambda p: None, f"xt {xt.get('name')}"))
+            rule.matches.append((_may, f"xt {xt.get('name')}"))
         return
-    if "limit" in expr or "quota" in expr or "numgen" in str(expr):
-        rule.matches.append((lambda p: None, "a rate limit"))
+    name = next(iter(expr), "")
+    if name in ("limit", "quota", "meter") or "numgen" in str(expr) or name == "ct count":
+        rule.matches.append((_may, "a rate limit"))
+        return
+    if name in _INERT:
+        return
+    raise nftexpr.Unmodelled(f"the statement {name!r}")
+
+
+def mangled(tables: Sequence[Table]) -> frozenset[str]:
+    """The packet fields some rule changes (``meta mark``, ``ct mark``, ``meta priority``): their value cannot
+    be assumed to be the 0 of an ordinary socket."""
+    return frozenset(x for t in tables for c in t.chains.values() for r in c.rules for x in r.sets)
 
 
 def _describe_expr(expr: Sequence[Mapping[str, Any]]) -> str:
@@ -504,8 +491,11 @@ def _iptables_rule(line: str, table: Table, source: str, no: int) -> Rule:
                 rule.verdict, rule.target = "goto", target
             elif target in _XT_TARGETS:
                 rule.verdict = _XT_TARGETS[target]
-            elif target in ("LOG", "NFLOG", "MARK", "CONNMARK", "TRACE", "CT", "NOTRACK", "AUDIT"):
+            elif target in ("LOG", "NFLOG", "MARK", "CONNMARK", "CLASSIFY", "TRACE", "CT", "NOTRACK", "AUDIT"):
                 rule.verdict = None  # does not decide; its options follow
+                changes = {"MARK": "meta mark", "CONNMARK": "ct mark", "CLASSIFY": "meta priority"}
+                if target in changes:
+                    rule.sets = frozenset({changes[target]})
             elif target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT", "TPROXY"):
                 rule.verdict = None
             elif target.isupper() and target not in table.chains:
@@ -588,28 +578,52 @@ def _run_chain(chain: Chain, table: Table, packet: Packet, walk: _Walk) -> tuple
             matched = _tri_all(m(packet) for m, _ in rule.matches)
             if matched is False or rule.verdict in (None, "continue"):
                 continue
-            if matched is None:
+            verdict, target, matched = _rule_verdict(rule, packet, matched)
+            if verdict is None:
+                continue
+            if matched is None or verdict == "unknown":
                 walk.may_match.append(
                     {
                         **rule.cite(),
-                        "verdict": rule.verdict,
-                        "unknown": [d for m, d in rule.matches if m(packet) is None],
+                        "verdict": verdict,
+                        "unknown": [d for m, d in rule.matches if m(packet) is None] or ["a statement"],
                     }
                 )
                 continue
-            if rule.verdict == "return":
+            if verdict == "return":
                 return None, None
-            if rule.verdict in ("jump", "goto"):
-                target = table.chains.get(rule.target or "")
-                if target is None:
-                    raise RulesetError(f"rule {rule.handle} jumps to an unknown chain {rule.target}")
-                verdict, decider = _run_chain(target, table, packet, walk)
-                if verdict is not None:
-                    return verdict, decider
-                if rule.verdict == "goto":
+            if verdict in ("jump", "goto"):
+                goal = table.chains.get(target or "")
+                if goal is None:  # a chain this listing does not have: only this rule is in doubt
+                    walk.may_match.append({**rule.cite(), "verdict": verdict, "unknown": [f"chain {target}"]})
+                    continue
+                result, decider = _run_chain(goal, table, packet, walk)
+                if result is not None:
+                    return result, decider
+                if verdict == "goto":
                     return None, None
                 continue
-            return rule.verdict, rule
+            return verdict, rule
         return None, None
     finally:
         walk.depth -= 1
+
+
+def _rule_verdict(rule: Rule, packet: Packet, matched: Tri) -> tuple[str | None, str | None, Tri]:
+    """A rule's verdict for the packet: its own, or the one its verdict map gives the packet's key."""
+    if rule.vmap is None:
+        return rule.verdict, rule.target, matched
+    key, entries = rule.vmap
+    value = key(packet)
+    if value is nftexpr.ABSENT:
+        return None, None, False
+    maybe: tuple[str, str | None] | None = None
+    for elem, verdict, target in entries:
+        found = nftexpr.member(value, elem)
+        if found is True:
+            return verdict, target, matched
+        if found is None and (maybe is None or verdict in FINAL):
+            maybe = (verdict, target)
+    if maybe is None:
+        return None, None, False
+    return maybe[0], maybe[1], None

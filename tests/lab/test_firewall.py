@@ -6,6 +6,8 @@ evaluation is checked against what the probes then see.
 
 from __future__ import annotations
 
+import json
+
 from tests.lab.lab import RESOLVER, ZONE, Lab
 from tests.lab.test_compare import diagnose
 from tests.lab.test_verdicts import finding
@@ -89,15 +91,46 @@ def test_named_set_of_blocked_resolvers(lab: Lab) -> None:
     assert "@bad_resolvers" in doc["verdict"]["summary"]
 
 
-def test_a_mark_it_cannot_know_lowers_the_confidence_and_says_so(lab: Lab) -> None:
+def test_a_field_it_cannot_know_lowers_the_confidence_and_says_so(lab: Lab) -> None:
+    rules = "table inet rbkfw { chain out { type filter hook output priority 0; ip dscp cs1 udp dport 53 drop; }; }\n"
+    with lab.nft(lab.client, rules):
+        doc, _ = diagnose(lab, ZONE, *FAST)
+    fw = finding(doc, f"firewall/{RESOLVER}")
+    assert fw["status"] == "warning" and "may be stopped" in fw["summary"]
+    assert doc["verdict"]["code"] == "healthy"  # the probes got through: the DSCP did not match
+
+
+def test_a_mark_no_rule_sets_is_the_0_of_an_ordinary_socket(lab: Lab) -> None:
     rules = (
         "table inet rbkfw { chain out { type filter hook output priority 0; meta mark 0x2a udp dport 53 drop; }; }\n"
     )
     with lab.nft(lab.client, rules):
         doc, _ = diagnose(lab, ZONE, *FAST)
     fw = finding(doc, f"firewall/{RESOLVER}")
-    assert fw["status"] == "warning" and "may be stopped" in fw["summary"]
-    assert doc["verdict"]["code"] == "healthy"  # the probes got through: the mark did not match
+    assert fw["status"] == "ok" and fw["evidence"]["paths"]["udp_query"]["certain"] is True
+
+
+def test_every_constructs_definite_answer_is_what_the_kernel_does(lab: Lab) -> None:
+    """Each construct of tests/fixtures/constructs.py, loaded for real: the firewall step's definite answer
+    for the UDP and the TCP query is compared with what happens to a real query (dig) under the same rule."""
+    from tests.fixtures.constructs import CONSTRUCTS
+    from tests.fixtures.make_constructs import ruleset
+
+    disagreements, decided = [], 0
+    for rule, _, _ in CONSTRUCTS:
+        with lab.nft(lab.client, ruleset(rule)):
+            proc = lab.runbook("firewall", ZONE, "--server", RESOLVER, "--format", "json", "--timeout", "2")
+            paths = finding(json.loads(proc.stdout), f"firewall/{RESOLVER}")["evidence"]["paths"]
+            for proto, flag in (("udp", "+notcp"), ("tcp", "+tcp")):
+                path = paths[f"{proto}_query"]
+                if not path["certain"] or path["verdict"] not in ("accept", "drop"):
+                    continue
+                decided += 1
+                dig = lab.ns(lab.client, "dig", flag, "+time=1", "+tries=1", f"@{RESOLVER}", ZONE, check=False)
+                kernel = "accept" if "status: NOERROR" in dig.stdout else "drop"
+                if kernel != path["verdict"]:
+                    disagreements.append((rule, proto, path["verdict"], kernel))
+    assert decided >= 60 and not disagreements, disagreements
 
 
 def test_an_input_drop_stops_a_resolver_on_loopback(lab: Lab) -> None:

@@ -80,10 +80,15 @@ def test_watch_records_the_outage_window_across_a_failure_and_a_recovery(lab: La
 def test_ctrl_c_ends_a_watch_cleanly_with_the_window_so_far(lab: Lab, tmp_path: Path) -> None:
     with lab.stopped("unbound"):
         proc = lab.popen("watch", ZONE, "--interval", "0.5", "--store", str(tmp_path / "runs.db"), *FAST)
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # the first run is done and printed: then Ctrl-C, mid-way or between runs
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()  # the first run is done and printed: then Ctrl-C, mid-way or between
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:  # never leave it running, whatever failed
+                proc.kill()
+                proc.wait()
     out = first + out
     assert "dns-service-down" in first
     assert "Traceback" not in err

@@ -160,10 +160,22 @@ def test_ct_state_and_the_established_answer() -> None:
 
 
 def test_unknown_matches_are_may_match_never_a_silent_guess() -> None:
-    mark = '{"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 42}}'
-    decision = evaluate(rules(f"{mark}, {DROP}", f"{ACCEPT}"), query())
+    dscp = '{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "dscp"}}, "right": "cs1"}}'
+    decision = evaluate(rules(f"{dscp}, {DROP}", f"{ACCEPT}"), query())
     assert decision.verdict == "accept" and not decision.certain
     assert decision.may_match[0]["verdict"] == "drop"
+
+
+def test_marks_of_an_ordinary_socket_are_0_unless_some_rule_sets_them() -> None:
+    mark = '{"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 42}}'
+    decision = evaluate(rules(f"{mark}, {DROP}", f"{ACCEPT}"), query())
+    assert decision.verdict == "accept" and decision.certain
+    setter = '{"mangle": {"key": {"meta": {"key": "mark"}}, "value": 42}}'
+    tables = rules(setter, f"{mark}, {DROP}", f"{ACCEPT}")
+    assert netfilter.mangled(tables) == {"meta mark"}
+    unknown_mark = Packet("output", 4, "udp", ME, SERVER, EPHEMERAL, (53, 53), "new", oif="eth0", mark=None)
+    decision = evaluate(tables, unknown_mark)
+    assert decision.verdict == "accept" and decision.may_match[0]["verdict"] == "drop"
 
 
 def test_interfaces_and_the_ephemeral_port_range() -> None:
@@ -221,9 +233,9 @@ def test_unknown_iptables_forms_are_errors_not_crashes(text: str, words: str | N
     if words:
         with pytest.raises(RulesetError, match=words):
             parse_iptables_save(text, "iptables-legacy", 4)
-    else:
-        with pytest.raises(RulesetError, match="unknown chain"):
-            evaluate(parse_iptables_save(text, "iptables-legacy", 4), query())
+    else:  # a jump to a chain the listing lacks: that rule is in doubt, the rest is evaluated
+        decision = evaluate(parse_iptables_save(text, "iptables-legacy", 4), query())
+        assert decision.verdict == "accept" and decision.may_match[0]["unknown"] == ["chain nowhere"]
 
 
 @pytest.mark.parametrize(
