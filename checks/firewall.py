@@ -219,6 +219,7 @@ def _known_fields(tables: list[netfilter.Table]) -> dict[str, Any]:
         "priority": None if "meta priority" in changed else 0,
         "uid": os.geteuid(),
         "gid": os.getegid(),
+        "natted": None if "nat" in changed else False,
     }
 
 
@@ -237,33 +238,35 @@ def _evaluate(
     # through input, and the answer leaves it through output.
     local_server = me == them or them.is_loopback
     paths: dict[str, dict[str, Any]] = {"_": {"local_address": local, "local_server": local_server}}
+    them_type = "local" if local_server else "unicast"
     for proto in ("udp", "tcp"):
-        out = {"family": family, "proto": proto, "oif": dev, **fields}
-        back = {"family": family, "proto": proto, "iif": dev, **fields}
-        packets = [
-            (
-                "query",
-                netfilter.Packet("output", saddr=me, daddr=them, sport=ephemeral, dport=dns, ct_state="new", **out),
-            ),
-            (
-                "answer",
-                netfilter.Packet(
-                    "input", saddr=them, daddr=me, sport=dns, dport=ephemeral, ct_state="established", **back
-                ),
-            ),
-        ]
+
+        def packet(hook: str, query: bool, state: str, proto: str = proto) -> netfilter.Packet:
+            """The query goes from this host to the server, the answer back; hook says where it is seen."""
+            src, dst = (me, them) if query else (them, me)
+            sport, dport = (ephemeral, dns) if query else (dns, ephemeral)
+            src_type, dst_type = ("local", them_type) if query else (them_type, "local")
+            return netfilter.Packet(
+                hook,
+                family,
+                proto,
+                src,
+                dst,
+                sport,
+                dport,
+                state,
+                iif=dev if hook == "input" else None,
+                oif=dev if hook == "output" else None,
+                saddr_type=src_type,
+                daddr_type=dst_type,
+                **fields,
+            )
+
+        packets = [("query", packet("output", True, "new")), ("answer", packet("input", False, "established"))]
         if local_server:
             packets += [
-                (
-                    "query_in",
-                    netfilter.Packet("input", saddr=me, daddr=them, sport=ephemeral, dport=dns, ct_state="new", **back),
-                ),
-                (
-                    "answer_out",
-                    netfilter.Packet(
-                        "output", saddr=them, daddr=me, sport=dns, dport=ephemeral, ct_state="established", **out
-                    ),
-                ),
+                ("query_in", packet("input", True, "new")),
+                ("answer_out", packet("output", False, "established")),
             ]
         for direction, pkt in packets:
             paths[f"{proto}_{direction}"] = _decide(tables, pkt)

@@ -64,6 +64,12 @@ class Packet:
     uid: int | None = None
     """The sending socket's owner, for packets this host sends (meta skuid)."""
     gid: int | None = None
+    saddr_type: str | None = None
+    """The route type of the source address, as addrtype and fib name it: ``local`` (an address of this
+    host) or ``unicast``; None when not known."""
+    daddr_type: str | None = None
+    natted: bool | None = False
+    """Whether NAT rewrote the connection (the snat/dnat bits of ct status): False where no rule does NAT."""
 
 
 Match = Callable[[Packet], Tri]
@@ -370,14 +376,17 @@ def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, tuple[Any,
     if name in ("limit", "quota", "meter") or "numgen" in str(expr) or name == "ct count":
         rule.matches.append((_may, "a rate limit"))
         return
+    if name in ("snat", "dnat", "masquerade", "redirect"):
+        rule.sets = rule.sets | {"nat"}
+        return
     if name in _INERT:
         return
     raise nftexpr.Unmodelled(f"the statement {name!r}")
 
 
 def mangled(tables: Sequence[Table]) -> frozenset[str]:
-    """The packet fields some rule changes (``meta mark``, ``ct mark``, ``meta priority``): their value cannot
-    be assumed to be the 0 of an ordinary socket."""
+    """The packet fields some rule changes (``meta mark``, ``ct mark``, ``meta priority``, and ``nat`` for
+    address translation): their value cannot be assumed to be that of an ordinary socket's packet."""
     return frozenset(x for t in tables for c in t.chains.values() for r in c.rules for x in r.sets)
 
 
@@ -498,6 +507,7 @@ def _iptables_rule(line: str, table: Table, source: str, no: int) -> Rule:
                     rule.sets = frozenset({changes[target]})
             elif target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT", "TPROXY"):
                 rule.verdict = None
+                rule.sets = frozenset({"nat"})
             elif target.isupper() and target not in table.chains:
                 rule.matches.append((lambda p: None, f"target {target}"))
             else:
@@ -509,6 +519,15 @@ def _iptables_rule(line: str, table: Table, source: str, no: int) -> Rule:
                 i += 2
             negate = False
             continue
+        elif tok in ("--dst-type", "--src-type"):
+            kinds = frozenset(k.lower() for k in arg.split(","))
+            dst = tok == "--dst-type"
+
+            def addrtype(p: Packet, kinds: frozenset[str] = kinds, dst: bool = dst) -> Tri:
+                have = p.daddr_type if dst else p.saddr_type
+                return None if have is None else have in kinds
+
+            rule.matches.append((_maybe_not(addrtype, negate), f"addrtype {tok}"))
         elif tok in ("-m", "--match"):
             pass  # the module's options are read as they come
         elif tok in ("-c",):

@@ -73,6 +73,18 @@ class Proto:
 
 
 @dataclass(frozen=True)
+class Bits:
+    """A bitmask of which only some bits are known (``ct status``: the NAT bits, where no rule does NAT)."""
+
+    value: int
+    known: int
+
+
+CT_STATUS = {"expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat": 16, "dnat": 32, "dying": 512}
+NAT_BITS = CT_STATUS["snat"] | CT_STATUS["dnat"]
+
+
+@dataclass(frozen=True)
 class Span:
     """An interval, both ends included, of numbers or of addresses of one version."""
 
@@ -138,6 +150,8 @@ def _scalar_text(text: str) -> Any:
         pass
     if text.lower() in TCP_FLAGS:
         return TCP_FLAGS[text.lower()]
+    if text.lower() in CT_STATUS:
+        return CT_STATUS[text.lower()]
     priority = re.fullmatch(r"([0-9a-fA-F]{1,4}):([0-9a-fA-F]{1,4})", text)
     if priority:  # a tc class handle, major:minor (meta priority)
         return int(priority.group(1), 16) << 16 | int(priority.group(2), 16)
@@ -277,6 +291,8 @@ def getter(left: Any) -> Getter:
             return _meta(str(left["meta"].get("key")))
         if "ct" in left:
             return _ct(str(left["ct"].get("key")))
+        if "fib" in left:
+            return _fib(left["fib"])
     raise Unmodelled(f"the expression {_short(left)}")
 
 
@@ -340,8 +356,19 @@ def _ct(key: str) -> Getter:
         "direction": lambda p: "original" if p.ct_state == "new" else "reply",
         "l3proto": lambda p: "ipv4" if p.family == 4 else "ipv6",
         "protocol": lambda p: Proto(p.proto),
+        "status": lambda p: UNKNOWN if p.natted is None else Bits(NAT_BITS if p.natted else 0, NAT_BITS),
     }
     return simple.get(key, lambda p: UNKNOWN)
+
+
+def _fib(fib: Mapping[str, Any]) -> Getter:
+    """``fib daddr type`` (and saddr): the route type of the address, which this host knows for its own."""
+    flags = fib.get("flags", [])
+    flags = flags if isinstance(flags, list) else [flags]
+    if fib.get("result") != "type" or set(flags) - {"saddr", "daddr"} or len(flags) != 1:
+        raise Unmodelled(f"fib {' . '.join(flags)} {fib.get('result')}")
+    source = flags[0] == "saddr"
+    return lambda p: (p.saddr_type if source else p.daddr_type) or UNKNOWN
 
 
 # -- a match ---------------------------------------------------------------------------------------------
@@ -393,6 +420,10 @@ def match(m: Mapping[str, Any], named: Mapping[str, tuple[Any, ...]]) -> Callabl
             v = get(p)
             if v is ABSENT:
                 return False
+            if isinstance(v, Bits):
+                if v.value & v.known & bits:
+                    return True
+                return False if bits & v.known == bits else None
             return None if not isinstance(v, int) else bool(v & bits)
 
         return flags

@@ -22,7 +22,10 @@ ME, SERVER = ipaddress.ip_address("198.51.100.15"), ipaddress.ip_address("203.0.
 
 
 def query(proto: str) -> Packet:
-    return Packet("output", 4, proto, ME, SERVER, (32768, 60999), (53, 53), "new", oif="eth0", uid=0, gid=0)
+    return Packet(
+        "output", 4, proto, ME, SERVER, (32768, 60999), (53, 53), "new", oif="eth0", uid=0, gid=0,
+        saddr_type="local", daddr_type="unicast",
+    )  # fmt: skip
 
 
 def outcome(decision: netfilter.Decision) -> str:
@@ -42,12 +45,12 @@ def test_each_construct_decides_as_the_kernel_would(rule: str, udp: str, tcp: st
 
 
 def test_a_may_match_names_the_expression_it_does_not_know() -> None:
-    doc = DOCS["fib daddr type local drop"]
+    doc = DOCS["socket transparent 1 drop"]
     decision = evaluate(parse_nft(doc["json"], doc["text"]), query("udp"))
     assert decision.verdict == "accept" and decision.may_match
     (rule,) = decision.may_match
-    assert rule["rule"] == "fib daddr type local drop" and rule["verdict"] == "drop"
-    assert any("fib" in why for why in rule["unknown"])
+    assert rule["rule"] == "socket transparent 1 drop" and rule["verdict"] == "drop"
+    assert any("socket" in why for why in rule["unknown"])
 
 
 def test_every_construct_in_one_chain_is_evaluated_rule_by_rule() -> None:
