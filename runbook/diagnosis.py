@@ -9,10 +9,10 @@ out.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runbook.answers import DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
+from runbook.answers import AGREE, DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
 from runbook.hostfiles import ResolvConf
 from runbook.model import Finding, Server, Status, StepResult, Target, Verdict, worst
 
@@ -131,6 +131,8 @@ class Assessment:
     summary: str
     next_steps: tuple[str, ...]
     findings: tuple[str, ...]
+    verified_by: str | None = None
+    """For a healthy answer: the independent source it agreed with, or None when nothing could check it."""
 
 
 def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Server, Evidence]:
@@ -539,7 +541,34 @@ def _answered(
             f"Check the name for typos, and ask the zone's authoritative servers: {dig_auth}",
         )
 
+    # The zone's own servers say, with authority (AA: not a referral to a zone below), that there is no such
+    # record: NXDOMAIN, or NOERROR with nothing.
+    auth_negative = [
+        a
+        for a in auths
+        if a.get("aa") and (a.get("rcode") == "NXDOMAIN" or (a.get("rcode") == "NOERROR" and not a.get("answers")))
+    ]
     if rcode == "NOERROR":
+        if mine.get("answers") and auths and len(auth_negative) == len(auths) and not refs.expect:
+            said = (
+                "does not exist (NXDOMAIN)" if auth_negative[0].get("rcode") == "NXDOMAIN" else f"has no {qtype} record"
+            )
+            return result(
+                MISMATCH,
+                "high",
+                f"{s.label} answers {target.display} with {_answer_words(mine, target)}, but the zone's "
+                f"authoritative servers say it {said} ({auth_words}): the resolver makes up the answer — "
+                "NXDOMAIN redirection, or a hijack of the name",
+                *_mismatch_steps(s, target, refs),
+            )
+        if not mine.get("answers") and auth_has_records and not refs.expect:
+            return result(
+                MISMATCH,
+                "high",
+                f"{s.label} says {target.display} has no {qtype} record (NODATA), but the zone's authoritative "
+                f"servers answer {auth_words}: the resolver hides the records, or serves a stale cache",
+                *_mismatch_steps(s, target, refs),
+            )
         if refs.expect and expected == DISAGREE:
             return result(
                 MISMATCH,
@@ -591,14 +620,35 @@ def _answered(
             "`top`); on the path: interface errors and drops (`ip -s link`)",
             f"Measure again over a longer time: `dnsping -c 100 -p {s.port} -s {s.host} {qname}`",
         )
-    agreed = ""
-    if refs.expect:
-        agreed = ", as expected"
-    elif auth_has_records:
-        agreed = ", as the authoritative servers say"
+    verified_by = _verified_by(mine, refs, auth_has_records, auth_negative, target)
+    agreed = f", as {verified_by} say" if verified_by else ""
     tcp_answered = any(e.get("outcome") == "answer" for e in ev.tcp if e.get("transport") == "tcp")
     over = " and TCP" if tcp_answered else "" if ev.tcp else " (TCP not tested)"
-    return result(HEALTHY, "high", f"{s.label} answers on UDP ({rtt:.1f} ms){over}{agreed}{healthy_words}")
+    healthy = result(HEALTHY, "high", f"{s.label} answers on UDP ({rtt:.1f} ms){over}{agreed}{healthy_words}")
+    return replace(healthy, verified_by=verified_by)
+
+
+def _verified_by(
+    mine: Mapping[str, Any],
+    refs: References,
+    auth_has_records: Sequence[Mapping[str, Any]],
+    auth_negative: Sequence[Mapping[str, Any]],
+    target: Target,
+) -> str | None:
+    """The independent source a healthy answer agrees with: --expect, the zone's own servers (asked directly,
+    which an interceptor of this resolver's traffic does not answer for), or another resolver."""
+    answers = mine.get("answers", [])
+    if refs.expect:
+        return "the addresses given with --expect"
+    name, rdtype = target.name, target.rdtype
+    if auth_has_records and compare(answers, [a.get("answers", []) for a in auth_has_records], name, rdtype) == AGREE:
+        return "the zone's authoritative servers (" + ", ".join(str(a.get("server")) for a in auth_has_records) + ")"
+    if not answers and auth_negative:
+        return "the zone's authoritative servers (" + ", ".join(str(a.get("server")) for a in auth_negative) + ")"
+    others = [r for r in refs.resolvers if r.get("outcome") == "answer" and r.get("answers")]
+    if answers and others and compare(answers, [r.get("answers", []) for r in others], name, rdtype) == AGREE:
+        return "the other resolvers (" + ", ".join(str(r.get("server")) for r in others) + ")"
+    return None
 
 
 def _stuck_upstream(
@@ -907,6 +957,20 @@ def diagnose(
         answers = _answers(evidence[servers[0]])
         summary = f"{target.display} resolves" + (f" to {answers}" if answers else "")
         summary += ": " + "; ".join(a.summary for a in assessments.values())
+        unverified = [a for a in assessments.values() if not a.verified_by]
+        verify_steps: tuple[str, ...] = ()
+        if unverified:
+            why = f" ({refs.discovery_error})" if refs.discovery_error else ""
+            summary += (
+                f". Not verified: nothing independent confirmed the answer of "
+                f"{', '.join(a.server.label for a in unverified if a.server)} — the zone's authoritative servers "
+                f"could not be asked{why}"
+            )
+            verify_steps = (
+                f"Verify the answer against a source you trust: run again with --expect and the address "
+                f"{target.display} should have, or --resolver with a resolver you trust, or --authoritative "
+                "with the zone's own server",
+            )
         web = [f for f in findings if f.step == "web" and f.evidence.get("reachable")]
         if web:
             summary += "; the site accepts connections (" + "; ".join(f.summary for f in web) + ")"
@@ -924,10 +988,12 @@ def diagnose(
             summary,
             tuple(i for a in assessments.values() for i in a.findings) + tuple(f.id for f in web),
             (
+                *verify_steps,
                 "Nothing to fix in DNS. If users still cannot reach the site, test the site itself "
                 "and the resolvers their own networks use.",
             ),
             servers={s.label: HEALTHY for s in servers},
+            verified=not unverified,
         )
     primary = failing[0]
     group = [a for a in failing if a.code == primary.code]

@@ -160,6 +160,9 @@ class Verdict:
     also: tuple[Mapping[str, Any], ...] = ()
     servers: Mapping[str, str] = field(default_factory=dict)
     """Each diagnosed server's own diagnosis code, by server label."""
+    verified: bool | None = None
+    """For ``healthy``: whether an independent source (the zone's own servers, --expect, --resolver) confirmed
+    the answer. None for the other codes."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +175,7 @@ class Verdict:
             "actions": [action(step) for step in self.next_steps],
             "also": [dict(a) for a in self.also],
             "servers": dict(self.servers),
+            **({"verified": self.verified} if self.verified is not None else {}),
         }
 
 

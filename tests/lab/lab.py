@@ -34,6 +34,9 @@ ROUTER_AUTH_SIDE, AUTH = "198.18.53.1", "198.18.53.2"
 SIGNED_AUTH, SIGNED_ZONE = "198.18.53.3", "signed.lab"
 ROGUE, FORGED = "203.0.113.5", "198.51.100.66"
 SLOW = "203.0.113.6"
+# A resolver that forwards honestly to the zone's server, except that it makes up an address for one name the
+# zone does not have: NXDOMAIN redirection, as some ISPs' and hijacked resolvers do.
+REDIRECTOR, REDIRECTED = "203.0.113.7", "missing-page." + "yummyrecipesforme.com"
 EXTRA_RESOLVERS = tuple(f"203.0.113.{30 + i}" for i in range(10))
 BIG_TXT = "big." + ZONE
 
@@ -141,7 +144,7 @@ class Lab:
             for netns, ifname, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
                 self.ns(netns, "ip", "addr", "add", addr, "dev", ifname)
                 self.ns(netns, "ip", "link", "set", ifname, "up")
-        for extra in (RESOLVER2, ROGUE, SLOW, WEB_ADDRESS, *EXTRA_RESOLVERS):
+        for extra in (RESOLVER2, ROGUE, SLOW, REDIRECTOR, WEB_ADDRESS, *EXTRA_RESOLVERS):
             self.ns(self.dns, "ip", "addr", "add", f"{extra}/24", "dev", "d0")
         self.ns(self.auth, "ip", "addr", "add", f"{SIGNED_AUTH}/24", "dev", "a0")
         self.ns(self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -310,6 +313,27 @@ class Lab:
             self.dns,
             self.workdir / "rogue.log",
         )
+        self.daemons["redirector"] = Daemon(
+            "redirector",
+            [
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                f"--listen-address={REDIRECTOR}",
+                "--bind-interfaces",
+                f"--server=/{ZONE}/{AUTH}",
+                f"--address=/{REDIRECTED}/{FORGED}",
+                "--user=root",
+                "--group=root",
+                f"--pid-file={self.workdir}/redirector.pid",
+                "--log-facility=-",
+                "--cache-size=0",
+            ],
+            self.dns,
+            self.workdir / "redirector.log",
+        )
         self.daemons["relay"] = Daemon(
             "relay",
             [
@@ -335,6 +359,7 @@ class Lab:
         "unbound": ("router", RESOLVER, ZONE),
         "dnsmasq": ("router", RESOLVER2, ZONE),
         "rogue": ("router", ROGUE, ZONE),
+        "redirector": ("router", REDIRECTOR, ZONE),
         "relay": ("router", SLOW, ZONE),
     }
 

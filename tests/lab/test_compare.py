@@ -17,6 +17,8 @@ from tests.lab.lab import (
     AUTH,
     BIG_TXT,
     FORGED,
+    REDIRECTED,
+    REDIRECTOR,
     RESOLVER,
     ROGUE,
     SIGNED_ZONE,
@@ -149,3 +151,15 @@ def test_hosts_file_pinning_another_address_is_an_override(lab: Lab) -> None:
     assert verdict["code"] == "hosts-file-override"
     assert "198.51.100.99" in verdict["summary"] and WEB_ADDRESS in verdict["summary"]
     assert finding(doc, "resolve/system")["evidence"]["addresses"] == ["198.51.100.99"]
+
+
+def test_nxdomain_redirection_is_found_without_any_resolver_given(lab: Lab) -> None:
+    """A resolver that forwards honestly but answers an address for a name the zone does not have: found by
+    asking the zone's own servers, discovered through the resolver itself (no --resolver, no --expect)."""
+    with lab.running("redirector"), lab.resolv_conf(f"nameserver {REDIRECTOR}\n"):
+        doc, code = diagnose(lab, REDIRECTED, "--timeout", "2", "--skip", "web")
+        honest, honest_code = diagnose(lab, ZONE, "--timeout", "2", "--skip", "web")
+    assert code == 2 and doc["verdict"]["code"] == "dns-answer-mismatch", doc["verdict"]
+    assert FORGED in doc["verdict"]["summary"] and "NXDOMAIN" in doc["verdict"]["summary"]
+    # The same resolver is honest for the names the zone has: healthy, and verified against the zone.
+    assert honest_code == 0 and honest["verdict"]["code"] == "healthy" and honest["verdict"]["verified"] is True

@@ -422,3 +422,42 @@ def test_a_tcp_query_still_waiting_upstream_is_not_a_blocked_port() -> None:
     assert v.code == "upstream-servfail"
     closed = {"outcome": "closed", "connect_rtt_s": 0.0003, "detail": "connected, but the server closed the connection"}
     assert verdict(udp(S1, servfail), tcp(S1, closed), ping(S1, 3)).code == "upstream-servfail"
+
+
+def test_an_address_where_the_zone_says_nxdomain_is_redirection() -> None:
+    # The classic NXDOMAIN redirection: the resolver answers an address, the zone's own servers say no such name.
+    v = verdict(
+        resolved(S1, FORGED),
+        udp(S1, FORGED),
+        tcp(S1, FORGED),
+        ping(S1, 3),
+        auth("198.18.53.2", {**NXDOMAIN_ANSWER, "aa": True}),
+    )
+    assert (v.code, v.confidence) == ("dns-answer-mismatch", "high")
+    assert "198.51.100.66" in v.summary and "does not exist (NXDOMAIN)" in v.summary and "redirection" in v.summary
+    nodata = {**ANSWER, "answers": [], "aa": True}
+    v = verdict(resolved(S1, FORGED), udp(S1, FORGED), tcp(S1, FORGED), auth("198.18.53.2", nodata))
+    assert v.code == "dns-answer-mismatch" and "has no A record" in v.summary
+
+
+def test_a_referral_is_not_read_as_the_zone_saying_no() -> None:
+    # NOERROR with nothing and no AA is a referral to a zone below, not an authoritative "no such record".
+    referral = {**ANSWER, "answers": [], "aa": False}
+    v = verdict(resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER), ping(S1, 3), auth("198.18.53.2", referral))
+    assert v.code == "healthy" and v.verified is False
+
+
+def test_nodata_where_the_zone_has_records_is_a_mismatch() -> None:
+    nodata = {**ANSWER, "answers": []}
+    v = verdict(resolved(S1, nodata), udp(S1, nodata), tcp(S1, nodata), auth("198.18.53.2", AUTH_ANSWER))
+    assert v.code == "dns-answer-mismatch" and "(NODATA)" in v.summary
+
+
+def test_healthy_says_whether_anything_independent_confirmed_the_answer() -> None:
+    confirmed = verdict(resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER), auth("198.18.53.2", AUTH_ANSWER))
+    assert confirmed.code == "healthy" and confirmed.verified is True
+    assert "as the zone's authoritative servers (198.18.53.2:53) say" in confirmed.summary
+    alone = verdict(resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER))
+    assert alone.code == "healthy" and alone.verified is False
+    assert "Not verified" in alone.summary and any("--expect" in step for step in alone.next_steps)
+    assert alone.to_dict()["verified"] is False and "verified" not in verdict(udp(S1, TIMEOUT)).to_dict()
