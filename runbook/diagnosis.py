@@ -458,6 +458,17 @@ def _answered(
 ) -> Assessment:
     """A server that answers over UDP and TCP: is its answer right?"""
     s = ev.server
+    changed = _channel_change(ev, target)
+    if changed:
+        return result(
+            MISMATCH,
+            "high",
+            f"{s.label} answers {target.display} differently by channel: {changed} — something on the path "
+            "rewrites one of them (interception or a transparent DNS proxy), or the server is tampered with",
+            f"Find what answers for {s.host}: `traceroute -U -p {s.port} -n {s.host}` and `dig +tcp @{s.host} "
+            f"-p {s.port} {target.name.rstrip('.') or '.'} {target.rdtype}` from another network",
+            *_mismatch_steps(s, target, refs),
+        )
     mine = ev.resolution if ev.resolution and ev.resolution.get("outcome") == "answer" else None
     if mine is None:
         mine = next(e for e in (*ev.udp, *ev.tcp) if e.get("outcome") == "answer")
@@ -626,6 +637,36 @@ def _answered(
     over = " and TCP" if tcp_answered else "" if ev.tcp else " (TCP not tested)"
     healthy = result(HEALTHY, "high", f"{s.label} answers on UDP ({rtt:.1f} ms){over}{agreed}{healthy_words}")
     return replace(healthy, verified_by=verified_by)
+
+
+def _channel_change(ev: Evidence, target: Target) -> str:
+    """The same question over UDP and over TCP, to the same server, answered with different content: the
+    two quoted, or '' when they agree. Sets that legitimately vary (a CDN handing out a few of many addresses)
+    vary between the UDP answers too: a change counts only when the UDP answers agree with each other and
+    TCP's shares nothing with any of them (or says NXDOMAIN where they give records, or the reverse)."""
+    qname, qtype = target.name, target.rdtype
+    usable = ("NOERROR", "NXDOMAIN")
+    udp = [e for e in ev.udp if e.get("outcome") == "answer" and e.get("rcode") in usable]
+    tcp = [
+        e for e in ev.tcp if e.get("transport") == "tcp" and e.get("outcome") == "answer" and e.get("rcode") in usable
+    ]
+    if len(udp) < 2 or not tcp:
+        return ""
+    first, t = udp[0], tcp[0]
+    if any(u.get("rcode") != first.get("rcode") for u in udp):
+        return ""
+    if first.get("rcode") != t.get("rcode"):
+        differ = bool(first.get("answers") or t.get("answers"))
+    elif first.get("answers") and t.get("answers"):
+        steady = all(compare(u.get("answers", []), [first.get("answers", [])], qname, qtype) == AGREE for u in udp)
+        differ = steady and all(
+            compare(t.get("answers", []), [u.get("answers", [])], qname, qtype) == DISAGREE for u in udp
+        )
+    else:
+        differ = False
+    if not differ:
+        return ""
+    return f"over UDP {_answer_words(first, target)} ({len(udp)} answers alike), over TCP {_answer_words(t, target)}"
 
 
 def _verified_by(

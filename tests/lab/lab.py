@@ -37,6 +37,8 @@ SLOW = "203.0.113.6"
 # A resolver that forwards honestly to the zone's server, except that it makes up an address for one name the
 # zone does not have: NXDOMAIN redirection, as some ISPs' and hijacked resolvers do.
 REDIRECTOR, REDIRECTED = "203.0.113.7", "missing-page." + "yummyrecipesforme.com"
+# A resolver whose UDP answers are rewritten on the way (TCP left alone): a transparent proxy, an interceptor.
+INTERCEPTED = "203.0.113.8"
 EXTRA_RESOLVERS = tuple(f"203.0.113.{30 + i}" for i in range(10))
 BIG_TXT = "big." + ZONE
 
@@ -144,7 +146,7 @@ class Lab:
             for netns, ifname, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
                 self.ns(netns, "ip", "addr", "add", addr, "dev", ifname)
                 self.ns(netns, "ip", "link", "set", ifname, "up")
-        for extra in (RESOLVER2, ROGUE, SLOW, REDIRECTOR, WEB_ADDRESS, *EXTRA_RESOLVERS):
+        for extra in (RESOLVER2, ROGUE, SLOW, REDIRECTOR, INTERCEPTED, WEB_ADDRESS, *EXTRA_RESOLVERS):
             self.ns(self.dns, "ip", "addr", "add", f"{extra}/24", "dev", "d0")
         self.ns(self.auth, "ip", "addr", "add", f"{SIGNED_AUTH}/24", "dev", "a0")
         self.ns(self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -349,6 +351,22 @@ class Lab:
             self.dns,
             self.workdir / "relay.log",
         )
+        self.daemons["interceptor"] = Daemon(
+            "interceptor",
+            [
+                "env",
+                f"PYTHONPATH={Path(__file__).resolve().parents[2]}",
+                sys.executable,
+                "-m",
+                "tests.lab.relay",
+                INTERCEPTED,
+                RESOLVER,
+                "0",
+                FORGED,
+            ],
+            self.dns,
+            self.workdir / "interceptor.log",
+        )
         self.start("unbound")
         self.start("dnsmasq")
 
@@ -360,6 +378,7 @@ class Lab:
         "dnsmasq": ("router", RESOLVER2, ZONE),
         "rogue": ("router", ROGUE, ZONE),
         "redirector": ("router", REDIRECTOR, ZONE),
+        "interceptor": ("router", INTERCEPTED, ZONE),
         "relay": ("router", SLOW, ZONE),
     }
 

@@ -1,8 +1,10 @@
 """A DNS relay that adds delay: the lab's slow link (this kernel has no netem qdisc).
 
-Listens on ADDRESS:53 over UDP and TCP, and forwards every query to UPSTREAM:53 after DELAY seconds.
+Listens on ADDRESS:53 over UDP and TCP, and forwards every query to UPSTREAM:53 after DELAY seconds. With
+FORGED, it is the lab's interceptor instead: every A question over UDP gets FORGED as its answer (built with
+dnspython), while TCP is forwarded honestly, as a transparent proxy on the UDP path would.
 
-    python -m tests.lab.relay ADDRESS UPSTREAM DELAY
+    python -m tests.lab.relay ADDRESS UPSTREAM DELAY [FORGED]
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import sys
 
 
 class Relay(asyncio.DatagramProtocol):
-    def __init__(self, upstream: str, delay: float) -> None:
-        self.upstream, self.delay = upstream, delay
+    def __init__(self, upstream: str, delay: float, forged: str | None = None) -> None:
+        self.upstream, self.delay, self.forged = upstream, delay, forged
         self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.forged is not None and self.transport is not None:
+            answer = forge(data, self.forged)
+            if answer is not None:
+                self.transport.sendto(answer, addr)  # type: ignore[attr-defined]
+                return
         asyncio.get_running_loop().create_task(self.forward(data, addr))
 
     async def forward(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -37,6 +44,22 @@ class Relay(asyncio.DatagramProtocol):
                 return
         if self.transport is not None:
             self.transport.sendto(answer, addr)  # type: ignore[attr-defined]
+
+
+def forge(data: bytes, address: str) -> bytes | None:
+    """An answer to an A question, with ``address`` as its record; None for anything else."""
+    import dns.message
+    import dns.rdatatype
+    import dns.rrset
+
+    query = dns.message.from_wire(data)
+    question = query.question[0] if query.question else None
+    if question is None or question.rdtype != dns.rdatatype.A:
+        return None
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text(question.name, 300, "IN", "A", address))
+    wire: bytes = response.to_wire()
+    return wire
 
 
 async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: str, delay: float) -> None:
@@ -59,8 +82,9 @@ async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 async def main() -> None:
     address, upstream, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    forged = sys.argv[4] if len(sys.argv) > 4 else None
     loop = asyncio.get_running_loop()
-    await loop.create_datagram_endpoint(lambda: Relay(upstream, delay), local_addr=(address, 53))
+    await loop.create_datagram_endpoint(lambda: Relay(upstream, delay, forged), local_addr=(address, 53))
     server = await asyncio.start_server(lambda r, w: tcp_client(r, w, upstream, delay), address, 53)
     async with server:
         await server.serve_forever()

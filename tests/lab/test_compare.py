@@ -17,6 +17,7 @@ from tests.lab.lab import (
     AUTH,
     BIG_TXT,
     FORGED,
+    INTERCEPTED,
     REDIRECTED,
     REDIRECTOR,
     RESOLVER,
@@ -163,3 +164,10 @@ def test_nxdomain_redirection_is_found_without_any_resolver_given(lab: Lab) -> N
     assert FORGED in doc["verdict"]["summary"] and "NXDOMAIN" in doc["verdict"]["summary"]
     # The same resolver is honest for the names the zone has: healthy, and verified against the zone.
     assert honest_code == 0 and honest["verdict"]["code"] == "healthy" and honest["verdict"]["verified"] is True
+
+
+def test_answers_rewritten_on_the_udp_path_are_a_mismatch_by_channel(lab: Lab) -> None:
+    with lab.running("interceptor"), lab.resolv_conf(f"nameserver {INTERCEPTED}\n"):
+        doc, code = diagnose(lab, ZONE, "--timeout", "2", "--skip", "web")
+    assert code == 2 and doc["verdict"]["code"] == "dns-answer-mismatch", doc["verdict"]
+    assert f"over UDP {FORGED}" in doc["verdict"]["summary"] and f"over TCP {WEB_ADDRESS}" in doc["verdict"]["summary"]

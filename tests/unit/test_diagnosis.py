@@ -461,3 +461,22 @@ def test_healthy_says_whether_anything_independent_confirmed_the_answer() -> Non
     assert alone.code == "healthy" and alone.verified is False
     assert "Not verified" in alone.summary and any("--expect" in step for step in alone.next_steps)
     assert alone.to_dict()["verified"] is False and "verified" not in verdict(udp(S1, TIMEOUT)).to_dict()
+
+
+def test_answers_that_change_with_the_channel_are_a_mismatch() -> None:
+    # A path that rewrites UDP (the channel a transparent proxy intercepts) and leaves TCP alone.
+    honest_tcp = {**ANSWER, "transport": "tcp"}
+    v = verdict(resolved(S1, FORGED), udp(S1, FORGED), tcp(S1, honest_tcp), ping(S1, 3))
+    assert v.code == "dns-answer-mismatch"
+    assert "over UDP 198.51.100.66" in v.summary and "over TCP 203.0.113.22" in v.summary
+
+
+def test_sets_that_vary_between_udp_answers_are_not_a_channel_change() -> None:
+    # A CDN that hands out a different address each time: the UDP answers differ among themselves too.
+    other = {
+        **ANSWER,
+        "answers": [{"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "203.0.113.23"}],
+    }
+    honest_tcp = {**FORGED, "transport": "tcp"}
+    v = verdict(resolved(S1, ANSWER), udp(S1, other), tcp(S1, honest_tcp), ping(S1, 3))
+    assert v.code == "healthy"
