@@ -298,7 +298,7 @@ def diagnose(
     docs = [r.to_document() for r in runs]
     emit(docs, fmt, output)
     _record(docs, store, no_record)
-    if len(runs) < len(plans) or any(r.interrupted for r in runs):
+    if len(runs) < len(plans):  # Ctrl-C while some targets waited for their turn
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(worst_exit_code([r.exit_code for r in runs]))
 
@@ -350,7 +350,7 @@ def _single(command: str) -> None:
             fail(str(e))
         run = engine.run_sync(plan)
         emit([run.to_document()], fmt, output)
-        raise typer.Exit(EXIT_INTERRUPTED if run.interrupted else run.exit_code)
+        raise typer.Exit(run.exit_code)
 
     steps = " and ".join(single.steps) or "nothing but the host's resolver files"
     one_step.__doc__ = (

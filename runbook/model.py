@@ -218,7 +218,8 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        return self.verdict.status.exit_code
+        """The verdict's Nagios code; 130 (as shells report Ctrl-C) for a run that was interrupted."""
+        return 130 if self.interrupted else self.verdict.status.exit_code
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -244,7 +245,7 @@ class Run:
         }
 
 
-_EXIT_SEVERITY = {0: 0, 1: 1, 3: 2, 2: 3}
+_EXIT_SEVERITY = {0: 0, 1: 1, 3: 2, 2: 3, 130: 4}
 
 
 def worst_exit_code(codes: Sequence[int]) -> int:

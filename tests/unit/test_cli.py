@@ -288,7 +288,7 @@ def test_ctrl_c_prints_what_was_found_so_far_and_exits_130(tmp_path: Path) -> No
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 130 and "Traceback" not in err
     doc = validate_document(json.loads(out))
-    assert doc["interrupted"] is True and doc["verdict"]["code"] == "inconclusive"
+    assert doc["interrupted"] is True and doc["verdict"]["code"] == "inconclusive" and doc["exit_code"] == 130
     assert "Interrupted after" in doc["verdict"]["summary"]
     steps = {s["id"]: s for s in doc["steps"]}
     assert steps["hostconf"]["status"] == "ok"  # finished before Ctrl-C: kept
