@@ -10,6 +10,7 @@ configured servers' answers with these is the diagnosis' job; this step records 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import dns.message
@@ -21,7 +22,7 @@ import dns.rdatatype
 from checks import wire
 from runbook.answers import describe
 from runbook.context import Clock, Context
-from runbook.model import Finding, Server, Status
+from runbook.model import Finding, Server, Status, rfc3339
 
 
 async def run(ctx: Context) -> list[Finding]:
@@ -44,11 +45,34 @@ async def run(ctx: Context) -> list[Finding]:
     return findings
 
 
+# Discoveries this process made, by (resolvers asked, name): reused within their TTL when the settings allow it
+# (runbook serve probes the same names again and again; a run on the command line always discovers afresh).
+_DISCOVERED: dict[tuple[tuple[str, ...], str], tuple[float, float, dict[str, Any]]] = {}
+
+
 async def _discover(ctx: Context) -> dict[str, Any]:
     """The zone of the name and its name servers' addresses, through whichever resolver answers first."""
     via = list(dict.fromkeys((*ctx.servers, *ctx.settings.resolvers)))
     if not via:
         return {"source": "none", "zone": None, "nameservers": [], "error": "no resolver to ask"}
+    keep = ctx.settings.discovery_cache_s
+    key = (tuple(s.label for s in via), ctx.settings.target.name)
+    cached = _DISCOVERED.get(key) if keep > 0 else None
+    if cached is not None and cached[0] > time.monotonic():
+        expires, found_at, found = cached
+        return {
+            **found,
+            "cached": True,
+            "found_at": rfc3339(found_at),
+            "reused_for_s": round(expires - time.monotonic(), 3),
+        }
+    found = await _discover_fresh(ctx, via)
+    if keep > 0 and found.get("nameservers"):
+        _DISCOVERED[key] = (time.monotonic() + min(keep, float(found.get("ttl_s", 0))), time.time(), found)
+    return found
+
+
+async def _discover_fresh(ctx: Context, via: list[Server]) -> dict[str, Any]:
     tasks = [asyncio.create_task(_discover_through(ctx, s)) for s in via]
     errors: list[str] = []
     try:
@@ -102,10 +126,12 @@ async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
     targets = sorted({r.target for rrset in response.answer if rrset.rdtype == dns.rdatatype.NS for r in rrset})
     if not targets:
         raise DiscoveryError(f"{server.label}: no NS records for {zone}")
+    ttls = [rrset.ttl for rrset in response.answer if rrset.rdtype == dns.rdatatype.NS]
     glue: dict[dns.name.Name, list[str]] = {}
     for rrset in response.additional:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             glue.setdefault(rrset.name, []).extend(r.address for r in rrset)
+            ttls.append(rrset.ttl)
 
     async def addresses(ns: dns.name.Name) -> dict[str, Any]:
         if ns in glue:
@@ -116,16 +142,19 @@ async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
                 answer = await _query(server, ns, rdtype, max(0.05, ctx.time_left()))
             except DiscoveryError:
                 continue
-            found += [
-                r.address
-                for rrset in answer.answer
-                if rrset.name == ns and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
-                for r in rrset
-            ]
+            for rrset in answer.answer:
+                if rrset.name == ns and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                    found += [r.address for r in rrset]
+                    ttls.append(rrset.ttl)
         return {"name": ns.to_text(), "addresses": found}
 
     nameservers = await asyncio.gather(*(addresses(ns) for ns in targets))
-    return {"source": f"NS through {server.label}", "zone": zone.to_text(), "nameservers": list(nameservers)}
+    return {
+        "source": f"NS through {server.label}",
+        "zone": zone.to_text(),
+        "nameservers": list(nameservers),
+        "ttl_s": min(ttls, default=0),
+    }
 
 
 def _failure(ex: wire.Exchange) -> str:
@@ -222,9 +251,10 @@ def _authorities_summary(ctx: Context, discovery: dict[str, Any], results: list[
             evidence,
             clock=clock,
         )
-    parts = [
-        f"{len(results)} authoritative server(s) for {discovery.get('zone') or 'the zone'} ({discovery.get('source')})"
-    ]
+    source = str(discovery.get("source"))
+    if discovery.get("cached"):
+        source += f", found at {discovery.get('found_at')} and reused within its TTL"
+    parts = [f"{len(results)} authoritative server(s) for {discovery.get('zone') or 'the zone'} ({source})"]
     status = Status.OK
     if lame:
         status = Status.WARNING if len(lame) < len(results) else Status.CRITICAL

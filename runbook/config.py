@@ -54,6 +54,9 @@ class Settings:
     systemd_resolv_conf: Path = Path("/run/systemd/resolve/resolv.conf")
     packet_log: bool = True
     """Write the probes' packet lines (tcpdump notation) into the evidence; the exporter needs none."""
+    discovery_cache_s: float = 0.0
+    """Reuse this process's discovery of the zone's name servers for up to this long (and never past its DNS
+    TTL); 0, a run on the command line, always discovers afresh. The exporter reuses it."""
     website: bool = False
     """The name is a website (--web, ``web = true``): a site that refuses connections is then critical."""
     origin: str = "command line"

@@ -57,8 +57,11 @@ async def probe_async(job: Job, known_steps: Sequence[str]) -> Answer:
     from runbook.steps import RUNBOOK
 
     try:
-        # Prometheus text shows no packet log: it is written only for the debug page.
-        settings = replace(job.module.settings(job.name, known_steps, job.timeout), packet_log=job.debug)
+        # Prometheus text shows no packet log: it is written only for the debug page. The zone's name servers,
+        # found through the resolver, are reused within their TTL (at most 5 minutes), as a resolver would.
+        settings = replace(
+            job.module.settings(job.name, known_steps, job.timeout), packet_log=job.debug, discovery_cache_s=300.0
+        )
         run = await engine.execute(engine.plan(settings, RUNBOOK))
     except Exception as e:  # a failing probe is an answer, never a crash of the worker
         return Answer("", "error", f"{type(e).__name__}: {e}")
