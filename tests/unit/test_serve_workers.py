@@ -53,4 +53,3 @@ def test_without_workers_the_probe_runs_in_the_exporters_process() -> None:
         assert exporter.pool is None
         status, _, body = _probe(exporter)
         assert status == 200 and 'code="healthy"' in body
-
