@@ -48,6 +48,7 @@ async def run(ctx: Context) -> list[Finding]:
 # Discoveries this process made, by (resolvers asked, name): reused within their TTL when the settings allow it
 # (runbook serve probes the same names again and again; a run on the command line always discovers afresh).
 _DISCOVERED: dict[tuple[tuple[str, ...], str], tuple[float, float, dict[str, Any]]] = {}
+_MAX_DISCOVERED = 4096
 
 
 async def _discover(ctx: Context) -> dict[str, Any]:
@@ -68,7 +69,13 @@ async def _discover(ctx: Context) -> dict[str, Any]:
         }
     found = await _discover_fresh(ctx, via)
     if keep > 0 and found.get("nameservers"):
-        _DISCOVERED[key] = (time.monotonic() + min(keep, float(found.get("ttl_s", 0))), time.time(), found)
+        now = time.monotonic()
+        if len(_DISCOVERED) >= _MAX_DISCOVERED:  # many names (*.zone targets): forget the expired, then all
+            for old in [k for k, (expires, _, _) in _DISCOVERED.items() if expires <= now]:
+                del _DISCOVERED[old]
+            if len(_DISCOVERED) >= _MAX_DISCOVERED:
+                _DISCOVERED.clear()
+        _DISCOVERED[key] = (now + min(keep, float(found.get("ttl_s", 0))), time.time(), found)
     return found
 
 
