@@ -321,14 +321,13 @@ _INERT = frozenset(
         "comment",
     }
 )
-_VERDICT_KEYS = ("accept", "drop", "reject", "queue", "jump", "goto", "return", "continue")
 
 
 def _verdict_of(exprs: Sequence[Any]) -> str:
     """The verdict a rule ends with, read without understanding the rest; ``unknown`` when none is clear."""
     for e in reversed(exprs):
         if isinstance(e, dict):
-            for verdict in _VERDICT_KEYS:
+            for verdict in _NFT_VERDICTS:
                 if verdict in e:
                     return verdict if verdict not in ("jump", "goto") else "unknown"
     return "unknown"
@@ -354,7 +353,7 @@ def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, tuple[Any,
         entries = []
         for item in data["set"]:
             k, v = item if isinstance(item, list) else (item["elem"]["val"], item["elem"]["data"])
-            verdict = next(name for name in _VERDICT_KEYS if name in v)
+            verdict = next(name for name in _NFT_VERDICTS if name in v)
             target = v[verdict].get("target") if isinstance(v[verdict], dict) else None
             entries.append((nftexpr.element(k), verdict, target))
         rule.vmap, rule.verdict = (key, tuple(entries)), "map"

@@ -185,9 +185,8 @@ def _local(sock: socket.socket) -> tuple[str, int] | None:
     return (addr[0], addr[1])
 
 
-async def udp_exchange(server: Server, query: dns.message.Message, timeout: float, *, log: bool = True) -> Exchange:
-    """Send ``query`` once over UDP and wait up to ``timeout`` for the answer or an ICMP error; ``log``
-    writes the packet lines (the burst's many queries are figures, not lines of the log)."""
+async def udp_exchange(server: Server, query: dns.message.Message, timeout: float) -> Exchange:
+    """Send ``query`` once over UDP and wait up to ``timeout`` for the answer or an ICMP error."""
     loop = asyncio.get_running_loop()
     ex = Exchange("udp", server)
     wire = query.to_wire()
@@ -256,7 +255,7 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
                 ex.outcome = TIMEOUT
         finally:
             loop.remove_reader(sock.fileno())
-    if log and PACKET_LOG.get():
+    if PACKET_LOG.get():
         _log_udp(ex, query, dst)
     return ex
 
@@ -479,8 +478,8 @@ async def burst(
                 data = sock.recv(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # an error whose queue entry was read above
-                continue
+            except OSError:  # an error whose queue entry was read above: read on at the next readiness
+                return
             try:
                 msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
             except dns.exception.DNSException:

@@ -360,6 +360,7 @@ def _single(command: str) -> None:
     app.command(command)(one_step)
 
 
+# The names of runbook.steps.SINGLE_STEPS, spelt out so that the CLI starts without importing the checks.
 for _command in ("resolve", "probe", "ping", "compare", "firewall", "hostconf", "web"):
     _single(_command)
 
@@ -734,7 +735,7 @@ def serve(
             raise InputError(f"--workers {workers} is out of range: give 0 to 64")
         modules = config.load_modules(config_file, STEP_IDS) if config_file else {}
         options = exporter.Options(modules, concurrency, STEP_IDS, workers)
-        server = exporter.make_server(where.host, where.port, None)
+        server = exporter.make_server(where.host, where.port)
     except InputError as e:
         fail(str(e))
     except OSError as e:

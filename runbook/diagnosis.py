@@ -267,7 +267,7 @@ def assess(ev: Evidence, target: Target, refs: References | None = None) -> Asse
             "read as the same loss, not as a blocked port"
         )
         if judged.code == DEGRADED:
-            return Assessment(s, DEGRADED, judged.confidence, f"{judged.summary}; {lost}", judged.next_steps, ids)
+            return replace(judged, summary=f"{judged.summary}; {lost}")
         return result(
             DEGRADED,
             "medium",
@@ -631,7 +631,7 @@ def _answered(
             "`top`); on the path: interface errors and drops (`ip -s link`)",
             f"Measure again over a longer time: `dnsping -c 100 -p {s.port} -s {s.host} {qname}`",
         )
-    verified_by = _verified_by(mine, refs, auth_has_records, auth_negative, target)
+    verified_by = _verified_by(mine, refs, auth_has_records, target)
     agreed = f", as {verified_by} say" if verified_by else ""
     tcp_answered = any(e.get("outcome") == "answer" for e in ev.tcp if e.get("transport") == "tcp")
     over = " and TCP" if tcp_answered else "" if ev.tcp else " (TCP not tested)"
@@ -673,7 +673,6 @@ def _verified_by(
     mine: Mapping[str, Any],
     refs: References,
     auth_has_records: Sequence[Mapping[str, Any]],
-    auth_negative: Sequence[Mapping[str, Any]],
     target: Target,
 ) -> str | None:
     """The independent source a healthy answer agrees with: --expect, the zone's own servers (asked directly,
@@ -684,8 +683,6 @@ def _verified_by(
     name, rdtype = target.name, target.rdtype
     if auth_has_records and compare(answers, [a.get("answers", []) for a in auth_has_records], name, rdtype) == AGREE:
         return "the zone's authoritative servers (" + ", ".join(str(a.get("server")) for a in auth_has_records) + ")"
-    if not answers and auth_negative:
-        return "the zone's authoritative servers (" + ", ".join(str(a.get("server")) for a in auth_negative) + ")"
     others = [r for r in refs.resolvers if r.get("outcome") == "answer" and r.get("answers")]
     if answers and others and compare(answers, [r.get("answers", []) for r in others], name, rdtype) == AGREE:
         return "the other resolvers (" + ", ".join(str(r.get("server")) for r in others) + ")"

@@ -205,50 +205,47 @@ def _failed(name: str, why: str) -> str:
     return generate_latest(registry).decode()
 
 
-def handler_for(server_exporter: Exporter | None) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "runbook-serve"
-        protocol_version = "HTTP/1.1"
+class Handler(BaseHTTPRequestHandler):
+    server_version = "runbook-serve"
+    protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:
-            exporter = server_exporter or getattr(self.server, "exporter", None)
-            if exporter is None:
-                self._send(503, "text/plain; charset=utf-8", "starting\n")
-                return
-            if len(self.path) > MAX_URL:
-                exporter.rejected.labels("too-long").inc()
-                self._send(414, "text/plain; charset=utf-8", f"the request is longer than {MAX_URL} bytes\n")
-                return
-            url = urlsplit(self.path)
-            try:
-                query = parse_qs(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=10)
-            except ValueError as e:
-                exporter.rejected.labels("bad-request").inc()
-                self._send(400, "text/plain; charset=utf-8", f"malformed query: {e}\n")
-                return
-            if url.path == "/probe":
-                self._send(*exporter.probe(query, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")))
-            elif url.path == "/metrics":
-                self._send(*exporter.metrics())
-            elif url.path in ("/-/healthy", "/-/ready"):
-                self._send(200, "text/plain; charset=utf-8", "Healthy\n")
-            elif url.path == "/":
-                self._send(*exporter.status())
-            else:
-                self._send(404, "text/plain; charset=utf-8", "not found: try /probe, /metrics or /\n")
+    def do_GET(self) -> None:
+        exporter = getattr(self.server, "exporter", None)  # set once the port is bound and the workers run
+        if exporter is None:
+            self._send(503, "text/plain; charset=utf-8", "starting\n")
+            return
+        if len(self.path) > MAX_URL:
+            exporter.rejected.labels("too-long").inc()
+            self._send(414, "text/plain; charset=utf-8", f"the request is longer than {MAX_URL} bytes\n")
+            return
+        url = urlsplit(self.path)
+        try:
+            query = parse_qs(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=10)
+        except ValueError as e:
+            exporter.rejected.labels("bad-request").inc()
+            self._send(400, "text/plain; charset=utf-8", f"malformed query: {e}\n")
+            return
+        if url.path == "/probe":
+            self._send(*exporter.probe(query, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")))
+        elif url.path == "/metrics":
+            self._send(*exporter.metrics())
+        elif url.path in ("/-/healthy", "/-/ready"):
+            self._send(200, "text/plain; charset=utf-8", "Healthy\n")
+        elif url.path == "/":
+            self._send(*exporter.status())
+        else:
+            self._send(404, "text/plain; charset=utf-8", "not found: try /probe, /metrics or /\n")
 
-        def _send(self, status: int, content_type: str, body: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def _send(self, status: int, content_type: str, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 class Server(ThreadingHTTPServer):
@@ -257,7 +254,8 @@ class Server(ThreadingHTTPServer):
     exporter: Exporter | None = None
 
 
-def make_server(host: str, port: int, exporter: Exporter | None) -> Server:
+def make_server(host: str, port: int) -> Server:
+    """The HTTP server, bound; it answers 503 until its ``exporter`` is set."""
     family = ThreadingHTTPServer.address_family
     if ":" in host:
         import socket
@@ -267,4 +265,4 @@ def make_server(host: str, port: int, exporter: Exporter | None) -> Server:
     class Bound(Server):
         address_family = family
 
-    return Bound((host, port), handler_for(exporter))
+    return Bound((host, port), Handler)
