@@ -22,6 +22,7 @@ import dns.rdatatype
 from checks import wire
 from runbook.answers import describe
 from runbook.context import Clock, Context
+from runbook.evidence import Record
 from runbook.model import Finding, Server, Status, rfc3339
 
 
@@ -227,7 +228,7 @@ def _judge(ex: wire.Exchange, label: str, qname: str, qtype: str) -> tuple[Statu
         ev = wire.message_evidence(ex.response)
         rtt = f"{(ex.rtt_s or 0) * 1000:.1f} ms"
         if ev["rcode"] == "NOERROR" and ev["answers"]:
-            return Status.OK, f"{label}: {describe(ev['answers'], qname, qtype)} ({rtt})"
+            return Status.OK, f"{label}: {describe(map(Record.from_json, ev['answers']), qname, qtype)} ({rtt})"
         if ev["rcode"] == "NOERROR":
             return Status.OK, f"{label}: no {qtype} records (NODATA, {rtt})"
         if ev["rcode"] == "NXDOMAIN":

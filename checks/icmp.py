@@ -13,6 +13,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+# What a failure means for the diagnosis: the evidence's words.
+from runbook.evidence import HOST_UNREACHABLE, OTHER, PORT_UNREACHABLE, PROHIBITED, PROTOCOL_UNREACHABLE, TTL_EXCEEDED
+
 # <linux/errqueue.h>; not in Python's socket module before 3.14.
 IP_RECVERR = 11
 IPV6_RECVERR = 25
@@ -22,13 +25,6 @@ SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 
-# What a failure means for the diagnosis.
-PORT_UNREACHABLE = "port-unreachable"
-PROHIBITED = "prohibited"
-HOST_UNREACHABLE = "host-unreachable"
-PROTOCOL_UNREACHABLE = "protocol-unreachable"
-TTL_EXCEEDED = "ttl-exceeded"
-OTHER = "other"
 
 # (type, code) -> (name, kind, tcpdump's words with {addr})
 ICMP4: dict[tuple[int, int], tuple[str, str, str]] = {

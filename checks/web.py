@@ -16,6 +16,7 @@ from typing import Any
 from checks import blocking
 from runbook.answers import resolve_chain
 from runbook.context import Clock, Context
+from runbook.evidence import Exchange
 from runbook.model import Finding, Status
 
 MAX_ADDRESSES = 4
@@ -28,7 +29,9 @@ def addresses(ctx: Context) -> list[str]:
     resolve = ctx.needs.get("resolve")
     for f in resolve.findings if resolve else ():
         if f.evidence.get("outcome") == "answer" and f.server:
-            found.extend(sorted(resolve_chain(f.evidence.get("answers", []), target.name, target.rdtype).values))
+            found.extend(
+                sorted(resolve_chain(Exchange.from_json(f.evidence).answers, target.name, target.rdtype).values)
+            )
     return list(dict.fromkeys(found))[:MAX_ADDRESSES]
 
 

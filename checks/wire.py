@@ -32,16 +32,10 @@ import dns.rdatatype
 
 from checks import packetlog
 from checks.icmp import IP_RECVERR, IPV6_RECVERR, SockError, parse_extended_err
+from runbook.evidence import ANSWER, CLOSED, CONNECTED, ICMP, LOCAL_ERROR, MALFORMED, RESET, TIMEOUT
 from runbook.model import Server
 
-ANSWER = "answer"
-ICMP = "icmp"
-TIMEOUT = "timeout"
-LOCAL_ERROR = "local-error"
-RESET = "reset"
-CLOSED = "closed"
-MALFORMED = "malformed"
-CONNECTED = "connected"
+__all__ = ["ANSWER", "CLOSED", "CONNECTED", "ICMP", "LOCAL_ERROR", "MALFORMED", "RESET", "TIMEOUT"]
 
 
 PACKET_LOG: contextvars.ContextVar[bool] = contextvars.ContextVar("packet_log", default=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reports import Document
-from runbook.diagnosis import PRECEDENCE
+from runbook.model import VerdictCode
 
-# The rule table's codes, in its order: one source for the diagnosis, this writer and the JSON Schema.
-CODES = tuple(code for code, _ in PRECEDENCE)
+# One enum of codes for the rule table, this writer and the JSON Schema (tests/unit/test_rules.py).
+CODES = tuple(code.value for code in VerdictCode)
 RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
 
 

@@ -1,18 +1,18 @@
 """Answer sets, compared the way an expert compares them. Pure.
 
-An answer is the list of records a server gave (``{"name", "type", "ttl", "value"}``, as the checks record
-them). What a client ends up with is the end of the CNAME chain from the question's name; two servers
-agree when those ends overlap (round-robin and CDN answers differ in part, not in whole), or, when the
-zone's own servers only hand out a CNAME into another zone, when the other server's chain passes through
-that CNAME's target.
+An answer is the list of records a server gave (:class:`runbook.evidence.Record`). What a client ends up
+with is the end of the CNAME chain from the question's name; two servers agree when those ends overlap
+(round-robin and CDN answers differ in part, not in whole), or, when the zone's own servers only hand out a
+CNAME into another zone, when the other server's chain passes through that CNAME's target.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from runbook.evidence import Record
 
 AGREE = "agree"
 DISAGREE = "disagree"
@@ -40,8 +40,8 @@ class Resolution:
         return frozenset(self.chain[1:])
 
 
-def resolve_chain(answers: Iterable[Mapping[str, Any]], qname: str, qtype: str) -> Resolution:
-    records = [(str(a.get("name", "")).lower(), str(a.get("type", "")), str(a.get("value", ""))) for a in answers]
+def resolve_chain(answers: Iterable[Record], qname: str, qtype: str) -> Resolution:
+    records = [(a.name.lower(), a.type, a.value) for a in answers]
     name = qname.lower()
     chain = [name]
     while True:
@@ -55,9 +55,7 @@ def resolve_chain(answers: Iterable[Mapping[str, Any]], qname: str, qtype: str) 
         chain.append(name)
 
 
-def compare(
-    candidate: Iterable[Mapping[str, Any]], references: Sequence[Iterable[Mapping[str, Any]]], qname: str, qtype: str
-) -> str:
+def compare(candidate: Iterable[Record], references: Sequence[Iterable[Record]], qname: str, qtype: str) -> str:
     """Does ``candidate`` agree with any of the ``references`` (each one server's answer)?"""
     mine = resolve_chain(candidate, qname, qtype)
     verdicts = []
@@ -73,7 +71,7 @@ def compare(
     return AGREE if AGREE in verdicts else DISAGREE
 
 
-def matches_expected(candidate: Iterable[Mapping[str, Any]], expected: Iterable[str], qname: str, qtype: str) -> str:
+def matches_expected(candidate: Iterable[Record], expected: Iterable[str], qname: str, qtype: str) -> str:
     """``--expect`` is ground truth: the answer must contain at least one expected address."""
     wanted = {_norm(qtype, e) for e in expected}
     if not wanted:
@@ -81,7 +79,7 @@ def matches_expected(candidate: Iterable[Mapping[str, Any]], expected: Iterable[
     return AGREE if resolve_chain(candidate, qname, qtype).values & wanted else DISAGREE
 
 
-def describe(answers: Iterable[Mapping[str, Any]], qname: str, qtype: str) -> str:
+def describe(answers: Iterable[Record], qname: str, qtype: str) -> str:
     """``CNAME x. -> 203.0.113.22, 203.0.113.23`` for a summary."""
     res = resolve_chain(answers, qname, qtype)
     via = " -> ".join(res.chain[1:])

@@ -56,6 +56,32 @@ _EXIT = {
 }
 
 
+class VerdictCode(StrEnum):
+    """Every verdict a run can end in: the contract of the JSON Schema and of ``runbook_verdict{code}``.
+
+    The rule table (:mod:`runbook.rules`) says when each applies, with which status, in which precedence."""
+
+    HEALTHY = "healthy"
+    SERVICE_DOWN = "dns-service-down"
+    PORT_FILTERED = "dns-port-filtered"
+    BLOCKED_IN_PATH = "dns-blocked-in-path"
+    LOCAL_FIREWALL = "local-firewall-blocks-dns"
+    UNREACHABLE = "dns-server-unreachable"
+    REFUSED = "resolver-refused"
+    UPSTREAM = "upstream-servfail"
+    DNSSEC = "dnssec-validation-failure"
+    NXDOMAIN = "nxdomain"
+    MISMATCH = "dns-answer-mismatch"
+    HOSTS_OVERRIDE = "hosts-file-override"
+    TCP_FALLBACK = "tcp-fallback-blocked"
+    DEGRADED = "dns-degraded"
+    SITE_DOWN = "site-unreachable-dns-ok"
+    NO_RESOLVER = "no-resolver-configured"
+    INCONCLUSIVE = "inconclusive"
+    STEP_RESULT = "step-result"
+    """One step's command (``runbook ping``...) whose evidence supports no diagnosis: its status is the step's."""
+
+
 def worst(statuses: Sequence[Status], default: Status = Status.OK) -> Status:
     """The most severe of ``statuses`` (``default`` when there are none)."""
     return max(statuses, key=lambda s: s.rank, default=default)
@@ -163,6 +189,8 @@ class Verdict:
     verified: bool | None = None
     """For ``healthy``: whether an independent source (the zone's own servers, --expect, --resolver) confirmed
     the answer. None for the other codes."""
+    explain: tuple[Mapping[str, Any], ...] = ()
+    """With --explain: every rule asked, whether it matched, and on which evidence."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +204,7 @@ class Verdict:
             "also": [dict(a) for a in self.also],
             "servers": dict(self.servers),
             **({"verified": self.verified} if self.verified is not None else {}),
+            **({"explain": [dict(e) for e in self.explain]} if self.explain else {}),
         }
 
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from runbook.answers import AGREE, DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
+from runbook.evidence import Record
 
 Q = "www.example.org."
 ADDRS = st.lists(st.ip_addresses(v=4).map(str), min_size=1, max_size=6, unique=True)
 
 
-def a(name: str, value: str, rtype: str = "A") -> dict[str, Any]:
-    return {"name": name, "type": rtype, "ttl": 60, "value": value}
+def a(name: str, value: str, rtype: str = "A") -> Record:
+    return Record(name, rtype, value, 60)
 
 
-def records(addrs: list[str], name: str = Q) -> list[dict[str, Any]]:
+def records(addrs: list[str], name: str = Q) -> list[Record]:
     return [a(name, x) for x in addrs]
 
 

@@ -383,9 +383,10 @@ def test_hosts_pin_and_site_down_are_patterns_of_the_whole_run() -> None:
 def test_precedence_table_is_total_and_ordered_by_severity_within_reason() -> None:
     codes = [code for code, _ in d.PRECEDENCE]
     assert len(codes) == len(set(codes))
-    assert codes[0] == "local-firewall-blocks-dns" and codes[-1] == "healthy"
+    # No server at all comes first (nothing else can be judged then); healthy is last.
+    assert codes[:2] == ["no-resolver-configured", "local-firewall-blocks-dns"] and codes[-1] == "healthy"
     # Every critical pattern outranks every warning, and warnings outrank the unknowns.
-    ranks = [d.STATUS[c] for c in codes[:-1]]
+    ranks = [d.STATUS[c] for c in codes[1:-1]]
     order = [Status.CRITICAL, Status.WARNING, Status.UNKNOWN]
     assert ranks == sorted(ranks, key=order.index)
 

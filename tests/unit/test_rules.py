@@ -1,0 +1,272 @@
+"""The rule table: every code has a rule; every rule has evidence that matches it and evidence that
+contradicts it, checked through --explain (the same output a user debugging a verdict reads)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.prometheus import CODES
+from runbook import diagnosis as d
+from runbook.model import Finding, Server, Status, VerdictCode
+from runbook.rules import RULES
+from runbook.schema import run_schema
+from tests.unit.test_diagnosis import (
+    ANSWER,
+    AUTH_ANSWER,
+    FORGED,
+    NXDOMAIN_ANSWER,
+    RESET,
+    S1,
+    SERVFAIL,
+    TARGET,
+    TIMEOUT,
+    auth,
+    icmp,
+    ping,
+    resolved,
+    tcp,
+    udp,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+NODATA = {**ANSWER, "answers": []}
+AUTH_NX = {**NXDOMAIN_ANSWER, "aa": True}
+TRUNC = {**NODATA, "tc": True}
+TCP_ANSWER = {**ANSWER, "transport": "tcp"}
+TCP_HUNG = {"outcome": "timeout", "transport": "tcp", "connect_rtt_s": 0.001}
+TCP_TIMEOUT = {"outcome": "timeout", "transport": "tcp"}
+PROHIBITED = icmp(3, 13, "198.51.100.1", kind="prohibited", name="admin-prohibited")
+HOST_UNREACH = icmp(3, 1, "198.51.100.1", kind="host-unreachable", name="host-unreachable")
+EPERM = {"outcome": "local-error", "errno": "EPERM", "detail": "Operation not permitted"}
+ENETUNREACH = {"outcome": "local-error", "errno": "ENETUNREACH", "detail": "Network is unreachable"}
+OTHER_ICMP = icmp(11, 0, "198.51.100.1", kind="ttl-exceeded", name="ttl-exceeded")
+DEAD_AUTH = auth("198.18.53.2", {"outcome": "icmp", "icmp": {"name": "port-unreachable"}}, lame="unreachable")
+
+
+def udp_with(*attempts: dict[str, Any], **extra: Any) -> Finding:
+    f = udp(S1, *attempts)
+    return Finding(f.id, f.step, f.status, f.summary, {**f.evidence, **extra}, server=f.server)
+
+
+def alive() -> Finding:
+    return udp_with(TIMEOUT, TIMEOUT, liveness={"outcome": "answer", "rcode": "REFUSED"})
+
+
+def firewall(proto: str) -> Finding:
+    rule = {"source": "nft", "family": "inet", "table": "filter", "chain": "output", "rule": "udp dport 53 drop"}
+    paths = {f"{proto}_query": {"verdict": "drop", "certain": True, "rule": {**rule, "handle": 7}}}
+    return Finding(f"firewall/{S1.key}", "firewall", Status.CRITICAL, "", {"paths": paths}, server=S1.label)
+
+
+def other_resolver(evidence: Mapping[str, Any]) -> Finding:
+    return Finding(
+        "compare/198.51.100.9", "compare", Status.OK, "", {"role": "resolver", **evidence}, server="198.51.100.9:53"
+    )
+
+
+def hosts(address: str) -> Finding:
+    entry = {"line": 3, "text": f"{address} yummyrecipesforme.com", "address": address}
+    return Finding("hostconf/hosts", "hostconf", Status.WARNING, "", {"path": "/etc/hosts", "entries": [entry]})
+
+
+def site(reachable: bool) -> Finding:
+    return Finding("web/203.0.113.22", "web", Status.OK, "site", {"address": "203.0.113.22", "reachable": reachable})
+
+
+def burst(degraded: str, loss: float = 0.5) -> dict[str, Any]:
+    return {"sent": 10, "received": 5, "loss": loss, "first_answer": ANSWER, "degraded": degraded}
+
+
+def answering(*extra: Finding, answer: dict[str, Any] = ANSWER) -> list[Finding]:
+    return [resolved(S1, answer), udp(S1, answer), tcp(S1, {**answer, "transport": "tcp"}), ping(S1, 3), *extra]
+
+
+@dataclass
+class Case:
+    findings: list[Finding]
+    servers: tuple[Server, ...] = (S1,)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# rule id -> (evidence that matches it, evidence that contradicts it)
+CASES: dict[str, tuple[Case, Case]] = {
+    "no-resolver": (Case([], servers=()), Case(answering())),
+    "local-firewall": (Case([udp(S1, EPERM)]), Case([udp(S1, ANSWER), firewall("udp")])),
+    "service-down": (
+        Case([udp(S1, icmp(3, 3, S1.host)), tcp(S1, RESET)]),
+        Case([udp(S1, icmp(3, 3, "198.51.100.1"))]),
+    ),
+    "blocked-by-icmp": (Case([udp(S1, PROHIBITED)]), Case([udp(S1, icmp(3, 3, S1.host))])),
+    "blocked-tcp-icmp": (
+        Case([udp(S1, TIMEOUT), tcp(S1, {**PROHIBITED, "transport": "tcp"})]),
+        Case([alive(), tcp(S1, {**PROHIBITED, "transport": "tcp"})]),
+    ),
+    "filtered-hung-daemon": (
+        Case([udp(S1, TIMEOUT), tcp(S1, TCP_HUNG), ping(S1, 3)]),
+        Case([alive(), tcp(S1, TCP_HUNG), ping(S1, 3)]),
+    ),
+    "filtered-drop": (
+        Case([udp(S1, TIMEOUT), tcp(S1, TCP_TIMEOUT), ping(S1, 3)]),
+        Case([udp(S1, TIMEOUT), tcp(S1, TCP_HUNG), ping(S1, 3)]),
+    ),
+    "unreachable-icmp": (Case([udp(S1, HOST_UNREACH)]), Case([udp(S1, PROHIBITED)])),
+    "unreachable-local-error": (Case([udp(S1, ENETUNREACH)]), Case([udp(S1, EPERM)])),
+    "unreachable-tcp-icmp": (
+        Case([udp(S1, TIMEOUT), tcp(S1, {**HOST_UNREACH, "transport": "tcp"}), ping(S1, 0)]),
+        Case([udp(S1, TIMEOUT), tcp(S1, {**HOST_UNREACH, "transport": "tcp"}), ping(S1, 3)]),
+    ),
+    "unreachable-silent": (
+        Case([udp(S1, TIMEOUT), tcp(S1, TCP_TIMEOUT), ping(S1, 0)]),
+        Case([udp(S1, TIMEOUT), tcp(S1, TCP_TIMEOUT), ping(S1, 3)]),
+    ),
+    "refused": (
+        Case([udp(S1, {**ANSWER, "rcode": "REFUSED", "answers": []})]),
+        Case([udp(S1, {**ANSWER, "rcode": "REFUSED", "answers": []}, ANSWER)]),
+    ),
+    "mismatch-by-channel": (
+        Case([udp(S1, ANSWER, ANSWER), tcp(S1, {**FORGED, "transport": "tcp"})]),
+        Case([udp(S1, ANSWER, FORGED), tcp(S1, {**FORGED, "transport": "tcp"})]),
+    ),
+    "mismatch-nxdomain-vs-records": (
+        Case(answering(auth("198.18.53.2", AUTH_ANSWER), answer=NXDOMAIN_ANSWER)),
+        Case(answering(auth("198.18.53.2", AUTH_NX), answer=NXDOMAIN_ANSWER)),
+    ),
+    "mismatch-made-up-answer": (
+        Case(answering(auth("198.18.53.2", AUTH_NX))),
+        Case(answering(auth("198.18.53.2", AUTH_NX)), options={"expect": ["203.0.113.22"]}),
+    ),
+    "mismatch-hidden-records": (
+        Case(answering(auth("198.18.53.2", AUTH_ANSWER), answer=NODATA)),
+        Case([resolved(S1, TRUNC), udp(S1, TRUNC), auth("198.18.53.2", AUTH_ANSWER)]),
+    ),
+    "mismatch-expect": (
+        Case(answering(), options={"expect": ["198.51.100.66"]}),
+        Case(answering(), options={"expect": ["203.0.113.22"]}),
+    ),
+    "mismatch-authoritative": (
+        Case(answering(auth("198.18.53.2", {**AUTH_ANSWER, "answers": FORGED["answers"]}))),
+        Case(
+            answering(auth("198.18.53.2", {**AUTH_ANSWER, "answers": FORGED["answers"]})),
+            options={"expect": ["203.0.113.22"]},
+        ),
+    ),
+    "mismatch-resolvers": (
+        Case(answering(other_resolver(FORGED))),
+        Case(answering(other_resolver(FORGED), auth("198.18.53.2", AUTH_ANSWER))),
+    ),
+    "dnssec": (
+        Case([resolved(S1, {**SERVFAIL, "cd_retry": ANSWER}), udp(S1, SERVFAIL)]),
+        Case([resolved(S1, {**SERVFAIL, "cd_retry": SERVFAIL}), udp(S1, SERVFAIL)]),
+    ),
+    "servfail-authorities-fail": (
+        Case([resolved(S1, SERVFAIL), udp(S1, SERVFAIL), DEAD_AUTH]),
+        Case([resolved(S1, {**SERVFAIL, "ede": [{"code": 6, "text": "DNSSEC Bogus"}]}), udp(S1, SERVFAIL), DEAD_AUTH]),
+    ),
+    "servfail": (
+        Case([resolved(S1, SERVFAIL), udp(S1, SERVFAIL), auth("198.18.53.2", AUTH_ANSWER)]),
+        Case([resolved(S1, SERVFAIL), udp(S1, SERVFAIL), DEAD_AUTH]),
+    ),
+    "waiting-upstream": (Case([alive(), DEAD_AUTH]), Case([udp(S1, TIMEOUT, TIMEOUT), DEAD_AUTH])),
+    "nxdomain": (
+        Case(answering(auth("198.18.53.2", AUTH_NX), answer=NXDOMAIN_ANSWER)),
+        Case(answering(answer=NXDOMAIN_ANSWER)),
+    ),
+    "site-down": (
+        Case(answering(site(False)), options={"website": True}),
+        Case(answering(site(False))),
+    ),
+    "hosts-override": (Case(answering(hosts("10.9.9.9"))), Case(answering(hosts("203.0.113.22")))),
+    "tcp-blocked-here": (
+        Case([udp(S1, ANSWER), tcp(S1, TCP_TIMEOUT), firewall("tcp")]),
+        Case([udp(S1, ANSWER), tcp(S1, TCP_TIMEOUT)]),
+    ),
+    "tcp-fails": (
+        Case([udp(S1, ANSWER), tcp(S1, RESET)]),
+        Case([udp_with(ANSWER, burst=burst("")), tcp(S1, TCP_TIMEOUT)]),
+    ),
+    "degraded": (
+        Case(answering(udp_with(ANSWER, burst=burst("5/10 answered: 50% lost")))),
+        Case(answering(udp_with(ANSWER, burst=burst("", loss=0.0)))),
+    ),
+    "degraded-tcp-lost": (
+        Case([udp_with(ANSWER, burst=burst("")), tcp(S1, TCP_TIMEOUT)]),
+        Case([udp_with(ANSWER, burst=burst("5/10 answered: 50% lost")), tcp(S1, TCP_TIMEOUT)]),
+    ),
+    "nxdomain-unconfirmed": (
+        Case(answering(answer=NXDOMAIN_ANSWER)),
+        Case(answering(auth("198.18.53.2", AUTH_NX), answer=NXDOMAIN_ANSWER)),
+    ),
+    "nodata": (
+        Case(answering(answer=NODATA)),
+        Case(answering(auth("198.18.53.2", AUTH_ANSWER), answer=NODATA)),
+    ),
+    "other-icmp": (Case([udp(S1, OTHER_ICMP)]), Case([udp(S1, PROHIBITED)])),
+    "healthy": (Case(answering()), Case(answering(udp_with(ANSWER, burst=burst("5/10 answered: 50% lost"))))),
+    "no-pattern": (Case([udp(S1, {**ANSWER, "rcode": "NOTIMP", "answers": []})]), Case(answering())),
+}
+
+
+def explained(case: Case, rule: str) -> Mapping[str, Any]:
+    v = d.diagnose(TARGET, case.servers, case.findings, explain=True, **case.options)
+    return next(e for e in v.explain if e["rule"] == rule)
+
+
+def test_every_rule_has_cases_and_every_code_a_rule() -> None:
+    assert set(CASES) == {r.id for r in RULES}
+    assert len({r.id for r in RULES}) == len(RULES)
+    # step-result is no diagnosis: it is one step's command whose evidence supports none.
+    assert {r.code for r in RULES} == set(VerdictCode) - {VerdictCode.STEP_RESULT}
+
+
+@pytest.mark.parametrize("rule", [r.id for r in RULES])
+def test_the_rule_matches_its_evidence_and_not_the_contradicting_one(rule: str) -> None:
+    matching, contradicting = CASES[rule]
+    hit = explained(matching, rule)
+    assert hit["matched"], hit
+    assert all(t["holds"] for t in hit["needs"]) and not any(t["holds"] for t in hit["unless"])
+    miss = explained(contradicting, rule)
+    assert not miss["matched"], miss
+
+
+def test_rules_of_one_code_share_its_status() -> None:
+    for rule in RULES:
+        assert d.STATUS[rule.code] == rule.status, rule.id
+
+
+def test_one_enum_feeds_the_rules_the_prometheus_writer_and_the_schema() -> None:
+    enum = run_schema()["properties"]["verdict"]["properties"]["code"]["enum"]
+    assert set(enum) == {c.value for c in VerdictCode} == set(CODES) == set(d.STATUS)
+
+
+def test_the_readmes_verdict_table_is_the_rule_table() -> None:
+    """The README lists every code, with the status the table gives it, in the table's order."""
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| ([a-z' ]+) \|", README.read_text(), re.M)
+    table = [(c.value, "the step's" if c is VerdictCode.STEP_RESULT else s.value) for c, s in d.PRECEDENCE]
+    assert rows == table
+
+
+def test_explain_quotes_the_evidence_seen() -> None:
+    hit = explained(Case([udp(S1, icmp(3, 3, S1.host)), tcp(S1, RESET)]), "service-down")
+    seen = [t["seen"] for t in hit["needs"] if t.get("seen")]
+    assert any("port-unreachable from 203.0.113.2" in s for s in seen)
+
+
+def test_a_server_with_two_problems_reports_both() -> None:
+    """Every rule that matched goes to also: a resolver that answers NXDOMAIN where the zone has records, and
+    whose TCP port is closed."""
+    found = [
+        *answering(auth("198.18.53.2", AUTH_ANSWER), answer=NXDOMAIN_ANSWER)[:2],
+        tcp(S1, RESET),
+        ping(S1, 3),
+        auth("198.18.53.2", AUTH_ANSWER),
+    ]
+    v = d.diagnose(TARGET, (S1,), found)
+    assert v.code == "dns-answer-mismatch"
+    assert [a["code"] for a in v.also] == ["tcp-fallback-blocked"]
+    assert Status(v.status) is Status.CRITICAL
