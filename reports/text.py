@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -109,10 +109,46 @@ def build(doc: Document) -> Group:
                 Text("     $ " + terminal(command), style="command", no_wrap=True, overflow="ignore")
                 for command in action(step)["commands"]
             )
+    parts.extend(_explained(verdict.get("explain", [])))
     if doc.get("interrupted"):
         parts.append(Text("interrupted: the steps that had not finished are marked so above", style="hint"))
     parts.append(Text(f"run {doc['run_id']} · {doc['duration_s']:.2f} s · exit {doc['exit_code']}", style="hint"))
     return Group(*parts)
+
+
+def _explained(checks: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """--explain: every rule asked of each server (and of the run), in precedence order: what matched with
+    all its evidence; for the others, the one condition that ruled each out."""
+    if not checks:
+        return []
+    parts: list[Any] = [Text("Explain (every rule, in precedence order)", style="heading")]
+    for server in dict.fromkeys(c.get("server") for c in checks):
+        parts.append(_t(f"  {server or 'the whole run'}", "heading"))
+        for c in (c for c in checks if c.get("server") == server):
+            parts.extend(_rule_lines(c))
+    return parts
+
+
+def _rule_lines(c: Mapping[str, Any]) -> list[Any]:
+    head = f"{c['rule']} ({c['code']})"
+    if c["matched"]:
+        lines: list[Any] = [Text.assemble(("  ✓ ", "status.ok"), _t(head), ("  matched", "heading"))]
+        for t in c["needs"]:
+            lines.append(_t(f"      ✓ {t['text']}" + (f": {t['seen']}" if t.get("seen") else "")))
+        lines.extend(_t(f"      ✗ unless {t['text']}") for t in c["unless"])
+        return lines
+    if not c["considered"]:
+        return [Text.assemble(("  · ", "hint"), _t(head), ("  not considered: a rule above matched", "hint"))]
+    missing = next((t for t in c["needs"] if not t["holds"]), None)
+    against = next((t for t in c["unless"] if t["holds"]), None)
+    why = (
+        f"needs: {missing['text']}"
+        if missing
+        else f"contradicted: {against['text']}" + (f" ({against['seen']})" if against and against.get("seen") else "")
+        if against
+        else ""
+    )
+    return [Text.assemble(("  ✗ ", "hint"), _t(head), ("  " + terminal(why), "hint"))]
 
 
 def _console(buf: io.StringIO, color: bool, width: int) -> Console:

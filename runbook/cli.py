@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from runbook import __version__
+from runbook.config import DEFAULTS
 from runbook.errors import InputError, RunbookError
 
 if TYPE_CHECKING:
@@ -95,6 +96,14 @@ WebOpt = Annotated[
         "(site-unreachable-dns-ok). Without it, the web step reports what it saw and raises no alarm.",
     ),
 ]
+ExplainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Show every rule of the diagnosis, for every server: whether it matched, and on which evidence "
+        "(in JSON: verdict.explain).",
+    ),
+]
 SkipOpt = Annotated[list[str] | None, typer.Option("--skip", help="A step to leave out (e.g. web); repeatable.")]
 CountOpt = Annotated[int, typer.Option("--count", help="Queries in the burst that measures loss and latency.")]
 IntervalOpt = Annotated[float, typer.Option("--interval", help="Seconds between the burst's queries.")]
@@ -143,43 +152,12 @@ def warn(message: str) -> None:
     sys.stderr.write(f"runbook: warning: {message}\n")
 
 
-def _settings(
-    name: str,
-    rdtype: str,
-    server: list[str] | None,
-    resolver: list[str] | None,
-    authoritative: list[str] | None,
-    expect: list[str] | None,
-    skip: list[str] | None,
-    *,
-    timeout: float,
-    resolv_conf: Path,
-    count: int = 10,
-    interval: float = 0.02,
-    max_loss: float = 0.1,
-    max_rtt: float = 0.25,
-    website: bool = False,
-) -> Settings:
+def _settings(name: str, **options: Any) -> Settings:
+    """``config.build`` with the runbook's steps: ``options`` are its keywords, None for an option not given."""
     from runbook import config
     from runbook.steps import STEP_IDS
 
-    return config.build(
-        name,
-        rdtype,
-        server or (),
-        resolver or (),
-        authoritative or (),
-        expect or (),
-        skip or (),
-        STEP_IDS,
-        timeout,
-        count,
-        interval,
-        max_loss,
-        max_rtt,
-        resolv_conf,
-        website=website,
-    )
+    return config.build(name, known_steps=STEP_IDS, **{k: v for k, v in options.items() if v is not None})
 
 
 def _plan(settings: Settings) -> Plan:
@@ -234,14 +212,15 @@ def diagnose(
     expect: ExpectOpt = None,
     skip: SkipOpt = None,
     web: WebOpt = False,
-    count: CountOpt = 10,
-    interval: IntervalOpt = 0.02,
-    max_loss: LossOpt = 0.1,
-    max_rtt: RttOpt = 0.25,
-    timeout: TimeoutOpt = 2.0,
+    explain: ExplainOpt = False,
+    count: CountOpt = DEFAULTS.burst_count,
+    interval: IntervalOpt = DEFAULTS.burst_interval,
+    max_loss: LossOpt = DEFAULTS.max_loss,
+    max_rtt: RttOpt = DEFAULTS.max_rtt,
+    timeout: TimeoutOpt = DEFAULTS.timeout,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     output: OutputOpt = None,
-    resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
+    resolv_conf: ResolvOpt = DEFAULTS.resolv_conf,
     config_file: Annotated[
         Path | None, typer.Option("--config", "-c", help="Diagnose every target of this runbook.toml at once.")
     ] = None,
@@ -265,12 +244,12 @@ def diagnose(
                 _plan(
                     _settings(
                         name,
-                        rdtype,
-                        server,
-                        resolver,
-                        authoritative,
-                        expect,
-                        skip,
+                        rdtype=rdtype,
+                        servers=server,
+                        resolvers=resolver,
+                        authoritative=authoritative,
+                        expect=expect,
+                        skip=skip,
                         timeout=timeout,
                         resolv_conf=resolv_conf,
                         count=count,
@@ -278,6 +257,7 @@ def diagnose(
                         max_loss=max_loss,
                         max_rtt=max_rtt,
                         website=web,
+                        explain=explain,
                     )
                 )
             ]
@@ -317,10 +297,11 @@ def _single(command: str) -> None:
         resolver: ResolverOpt = None,
         authoritative: AuthOpt = None,
         expect: ExpectOpt = None,
-        timeout: TimeoutOpt = 2.0,
+        timeout: TimeoutOpt = DEFAULTS.timeout,
+        explain: ExplainOpt = False,
         fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
         output: OutputOpt = None,
-        resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
+        resolv_conf: ResolvOpt = DEFAULTS.resolv_conf,
     ) -> None:
         from runbook import engine
         from runbook.steps import RUNBOOK
@@ -335,15 +316,15 @@ def _single(command: str) -> None:
                 )
             settings = _settings(
                 name,
-                rdtype,
-                server,
-                resolver,
-                authoritative,
-                expect,
-                None,
+                rdtype=rdtype,
+                servers=server,
+                resolvers=resolver,
+                authoritative=authoritative,
+                expect=expect,
                 timeout=timeout,
                 resolv_conf=resolv_conf,
                 website=command == "web",  # asked about the site itself: it is a website
+                explain=explain,
             )
             plan = engine.plan(settings, RUNBOOK, command)
         except InputError as e:
@@ -585,14 +566,14 @@ def watch(
     expect: ExpectOpt = None,
     skip: SkipOpt = None,
     web: WebOpt = False,
-    count: CountOpt = 10,
+    count: CountOpt = DEFAULTS.burst_count,
     burst_interval: Annotated[
         float, typer.Option("--burst-interval", help="Seconds between the burst's queries (diagnose's --interval).")
-    ] = 0.02,
-    max_loss: LossOpt = 0.1,
-    max_rtt: RttOpt = 0.25,
-    timeout: TimeoutOpt = 2.0,
-    resolv_conf: ResolvOpt = Path("/etc/resolv.conf"),
+    ] = DEFAULTS.burst_interval,
+    max_loss: LossOpt = DEFAULTS.max_loss,
+    max_rtt: RttOpt = DEFAULTS.max_rtt,
+    timeout: TimeoutOpt = DEFAULTS.timeout,
+    resolv_conf: ResolvOpt = DEFAULTS.resolv_conf,
     store: StoreOpt = None,
     no_record: NoRecordOpt = False,
 ) -> None:
@@ -609,12 +590,12 @@ def watch(
         plan = _plan(
             _settings(
                 name,
-                rdtype,
-                server,
-                resolver,
-                authoritative,
-                expect,
-                skip,
+                rdtype=rdtype,
+                servers=server,
+                resolvers=resolver,
+                authoritative=authoritative,
+                expect=expect,
+                skip=skip,
                 timeout=timeout,
                 resolv_conf=resolv_conf,
                 count=count,
@@ -661,7 +642,7 @@ def demo(
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios, one line each.")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
     output: OutputOpt = None,
-    timeout: TimeoutOpt = 2.0,
+    timeout: TimeoutOpt = DEFAULTS.timeout,
 ) -> None:
     """The incident that started this project (and its cousins) reproduced on loopback, unprivileged: real
     servers inside this process, the real diagnosis against them. Exit 0 when the diagnosis finds what the

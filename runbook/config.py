@@ -16,7 +16,6 @@ from runbook.errors import InputError
 from runbook.model import Server, Target
 
 SYSTEM_RESOLV_CONF = Path("/etc/resolv.conf")
-DEFAULT_TIMEOUT = 2.0
 MAX_TIMEOUT = 60.0
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
@@ -36,7 +35,7 @@ class Settings:
     """Addresses the name should resolve to (--expect): ground truth for the comparison."""
     skip: frozenset[str] = frozenset()
     """Steps switched off (--skip)."""
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = 2.0
     """The budget of every network step; the steps run concurrently, so it bounds the whole run."""
     udp_attempts: int = 3
     burst_count: int = 10
@@ -61,6 +60,8 @@ class Settings:
     """The name is a website (--web, ``web = true``): a site that refuses connections is then critical."""
     origin: str = "command line"
     """Where servers named in these settings came from: the command line, or ``config FILE:LINE``."""
+    explain: bool = False
+    """Keep every rule's test in the verdict (--explain)."""
     options: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -73,6 +74,10 @@ class Settings:
     def deadline_s(self) -> float:
         """The whole run's deadline: the step budget plus a margin for the work around the probes."""
         return self.timeout + 0.5
+
+
+DEFAULTS = Settings(Target(".", "."))
+"""The one place of every default: the CLI's options, build(), runbook.toml and the exporter's modules."""
 
 
 def parse_verdict_code(text: str, what: str = "--verdict") -> str:
@@ -256,6 +261,7 @@ def parse_skip(names: Iterable[str], known: Sequence[str]) -> frozenset[str]:
 
 def build(
     name: str,
+    *,
     rdtype: str = "A",
     servers: Sequence[str] = (),
     resolvers: Sequence[str] = (),
@@ -263,15 +269,15 @@ def build(
     expect: Sequence[str] = (),
     skip: Sequence[str] = (),
     known_steps: Sequence[str] = (),
-    timeout: float = DEFAULT_TIMEOUT,
-    count: int = 10,
-    interval: float = 0.02,
-    max_loss: float = 0.1,
-    max_rtt: float = 0.25,
-    resolv_conf: Path = SYSTEM_RESOLV_CONF,
-    *,
+    timeout: float = DEFAULTS.timeout,
+    count: int = DEFAULTS.burst_count,
+    interval: float = DEFAULTS.burst_interval,
+    max_loss: float = DEFAULTS.max_loss,
+    max_rtt: float = DEFAULTS.max_rtt,
+    resolv_conf: Path = DEFAULTS.resolv_conf,
     website: bool = False,
-    origin: str = "command line",
+    explain: bool = False,
+    origin: str = DEFAULTS.origin,
 ) -> Settings:
     """Settings from what a user typed or wrote in a config file; every value is validated here."""
     from dataclasses import replace
@@ -295,6 +301,30 @@ def build(
         timeout=parse_timeout(timeout),
         resolv_conf=resolv_conf,
         website=website,
+        explain=explain,
+        origin=origin,
+    )
+
+
+def from_table(
+    name: str, table: Mapping[str, Any], known_steps: Sequence[str], origin: str, timeout: float | None = None
+) -> Settings:
+    """Settings from a table of runbook.toml's keys (a [[target]] with its [defaults], or a module)."""
+    return build(
+        name,
+        rdtype=table.get("type", "A"),
+        servers=table.get("servers", ()),
+        resolvers=table.get("resolvers", ()),
+        authoritative=table.get("authoritative", ()),
+        expect=table.get("expect", ()),
+        skip=table.get("skip", ()),
+        known_steps=known_steps,
+        timeout=timeout if timeout is not None else float(table.get("timeout", DEFAULTS.timeout)),
+        count=int(table.get("count", DEFAULTS.burst_count)),
+        interval=float(table.get("interval", DEFAULTS.burst_interval)),
+        max_loss=float(table.get("max_loss", DEFAULTS.max_loss)),
+        max_rtt=float(table.get("max_rtt", DEFAULTS.max_rtt)),
+        website=bool(table.get("web", False)),
         origin=origin,
     )
 
@@ -305,18 +335,18 @@ def from_document(doc: Mapping[str, Any], known_steps: Sequence[str]) -> Setting
     options = target.get("options", {})
     return build(
         target.get("display_name") or target["name"],
-        target.get("type", "A"),
+        rdtype=target.get("type", "A"),
         servers=target["servers"] if not str(target.get("servers_from", "")).startswith("/") else (),
         resolvers=options.get("resolvers", ()),
         authoritative=options.get("authoritative", ()),
         expect=options.get("expect", ()),
         skip=options.get("skip", ()),
         known_steps=known_steps,
-        timeout=options.get("timeout_s", DEFAULT_TIMEOUT),
-        count=options.get("burst_count", 10),
-        interval=options.get("burst_interval_s", 0.02),
-        max_loss=options.get("max_loss", 0.1),
-        max_rtt=options.get("max_rtt_s", 0.25),
+        timeout=options.get("timeout_s", DEFAULTS.timeout),
+        count=options.get("burst_count", DEFAULTS.burst_count),
+        interval=options.get("burst_interval_s", DEFAULTS.burst_interval),
+        max_loss=options.get("max_loss", DEFAULTS.max_loss),
+        max_rtt=options.get("max_rtt_s", DEFAULTS.max_rtt),
         resolv_conf=Path(target["servers_from"])
         if target.get("servers_from", "").startswith("/")
         else SYSTEM_RESOLV_CONF,
@@ -435,22 +465,8 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
             raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: 'name' is missing")
         merged = {**defaults, **table}
         try:
-            settings = build(
-                merged["name"],
-                merged.get("type", "A"),
-                merged.get("servers", ()),
-                merged.get("resolvers", ()),
-                merged.get("authoritative", ()),
-                merged.get("expect", ()),
-                merged.get("skip", ()),
-                known_steps,
-                float(merged.get("timeout", DEFAULT_TIMEOUT)),
-                int(merged.get("count", 10)),
-                float(merged.get("interval", 0.02)),
-                float(merged.get("max_loss", 0.1)),
-                float(merged.get("max_rtt", 0.25)),
-                website=bool(merged.get("web", False)),
-                origin=f"config {path}:{_nth_target_line(text, i)}",
+            settings = from_table(
+                merged["name"], merged, known_steps, f"config {path}:{_nth_target_line(text, i)}"
             )
             expect_verdict = parse_verdict_code(str(merged.get("expect_verdict", "healthy")), "expect_verdict")
         except InputError as e:
@@ -480,24 +496,7 @@ class Module:
         return False
 
     def settings(self, name: str, known_steps: Sequence[str], timeout: float | None = None) -> Settings:
-        d = self.defaults
-        return build(
-            name,
-            d.get("type", "A"),
-            d.get("servers", ()),
-            d.get("resolvers", ()),
-            d.get("authoritative", ()),
-            d.get("expect", ()),
-            d.get("skip", ()),
-            known_steps,
-            timeout if timeout is not None else float(d.get("timeout", DEFAULT_TIMEOUT)),
-            int(d.get("count", 10)),
-            float(d.get("interval", 0.02)),
-            float(d.get("max_loss", 0.1)),
-            float(d.get("max_rtt", 0.25)),
-            website=bool(d.get("web", False)),
-            origin=f"module {self.name}",
-        )
+        return from_table(name, self.defaults, known_steps, f"module {self.name}", timeout)
 
 
 _MODULE_KEYS = (_PER_TARGET - {"name", "expect_verdict"}) | {"targets"}

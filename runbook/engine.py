@@ -134,6 +134,7 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         p.resolv if p.servers_from == str(settings.resolv_conf) else None,
         settings.expect,
         website=settings.website,
+        explain=settings.explain,
     )
     if p.command != "diagnose":
         verdict = step_verdict(p.command, findings, SINGLE_STEPS[p.command].supports, verdict)

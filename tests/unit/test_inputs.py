@@ -129,7 +129,7 @@ def test_what_people_paste_instead_of_a_name_is_refused_with_the_likely_intent(t
 
 
 def test_an_address_with_type_ptr_is_its_reverse_name() -> None:
-    assert build("192.0.2.1", "PTR").target.name == "1.2.0.192.in-addr.arpa."
+    assert build("192.0.2.1", rdtype="PTR").target.name == "1.2.0.192.in-addr.arpa."
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ contradicts it, checked through --explain (the same output a user debugging a ve
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from runbook import diagnosis as d
 from runbook.model import Finding, Server, Status, VerdictCode
 from runbook.rules import RULES
 from runbook.schema import run_schema
+from tests.conftest import validate_document
+from tests.unit.dnsserver import closed_port
+from tests.unit.test_cli import runbook
 from tests.unit.test_diagnosis import (
     ANSWER,
     AUTH_ANSWER,
@@ -270,3 +274,33 @@ def test_a_server_with_two_problems_reports_both() -> None:
     assert v.code == "dns-answer-mismatch"
     assert [a["code"] for a in v.also] == ["tcp-fallback-blocked"]
     assert Status(v.status) is Status.CRITICAL
+
+
+def test_explain_in_text_and_json_from_the_command_line() -> None:
+    """`runbook diagnose --explain` on a closed loopback port: the text names the rule that matched with its
+    evidence, and the JSON carries every rule, valid against the schema."""
+    port = closed_port()
+    args = (
+        "diagnose",
+        "example.test",
+        "--server",
+        f"127.0.0.1:{port}",
+        "--skip",
+        "web",
+        "--skip",
+        "firewall",
+        "--timeout",
+        "1",
+        "--no-record",
+        "--explain",
+    )
+    text = runbook(*args)
+    assert text.returncode == 2, text.stderr
+    assert "Explain (every rule, in precedence order)" in text.stdout
+    assert "✓ service-down (dns-service-down)  matched" in text.stdout
+    assert "port-unreachable from 127.0.0.1" in text.stdout
+    doc = json.loads(runbook(*args, "--format", "json").stdout)
+    validate_document(doc)
+    rules = {(e["rule"], e["server"]): e for e in doc["verdict"]["explain"]}
+    assert rules[("service-down", f"127.0.0.1:{port}")]["matched"]
+    assert {r.id for r in RULES} == {rule for rule, _ in rules}
