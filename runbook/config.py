@@ -465,9 +465,7 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
             raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: 'name' is missing")
         merged = {**defaults, **table}
         try:
-            settings = from_table(
-                merged["name"], merged, known_steps, f"config {path}:{_nth_target_line(text, i)}"
-            )
+            settings = from_table(merged["name"], merged, known_steps, f"config {path}:{_nth_target_line(text, i)}")
             expect_verdict = parse_verdict_code(str(merged.get("expect_verdict", "healthy")), "expect_verdict")
         except InputError as e:
             raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: {e}") from None

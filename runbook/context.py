@@ -6,6 +6,7 @@ argv or environment; it spends at most ``ctx.time_left()`` and turns every forei
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class Context:
     deadline: float
     """``time.monotonic()`` value by which the step must be done."""
     needs: Mapping[str, StepResult] = field(default_factory=dict)
+    running: Mapping[str, asyncio.Task[StepResult]] = field(default_factory=dict)
+    """The other steps of the run, still running or done: a check may watch one (never start or cancel it)."""
 
     def time_left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -28,7 +28,9 @@ DEGRADED, NO_RESOLVER, INCONCLUSIVE, STEP_RESULT = C.DEGRADED, C.NO_RESOLVER, C.
 __all__ = ["PRECEDENCE", "STATUS", "diagnose", "interrupted_verdict", "step_verdict"]
 
 _CONFIDENCE = ("low", "medium", "high")
-_STEP_ORDER = {step: i for i, step in enumerate(("hostconf", "resolve", "udp53", "tcp53", "ping", "compare", "web"))}
+_STEP_ORDER = {
+    step: i for i, step in enumerate(("hostconf", "resolve", "udp53", "tcp53", "ping", "compare", "web", "dot"))
+}
 # Failures a stub resolver notices at once (an ICMP error or an answer), and moves past at no cost.
 FAILS_FAST = frozenset({SERVICE_DOWN, REFUSED, LOCAL_FIREWALL})
 

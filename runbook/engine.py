@@ -102,7 +102,7 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
             observer.step_started(step)
         t0 = time.monotonic()
         deadline = min(t0 + settings.timeout, run_deadline)
-        ctx = Context(step.id, settings, p.servers, p.resolv, p.resolv_error, deadline, needs)
+        ctx = Context(step.id, settings, p.servers, p.resolv, p.resolv_error, deadline, needs, tasks)
         try:
             # The check spends ctx.time_left(); the outer bound only catches a check that overruns it.
             findings = await asyncio.wait_for(step.check(ctx), max(0.0, deadline - t0) + 0.25)

@@ -311,6 +311,33 @@ class References:
 
 
 @dataclass(frozen=True)
+class Dot:
+    """DNS over TLS on port 853: the handshake, the certificate's trust, the answer."""
+
+    exchange: Exchange
+    handshake: bool
+    verified: bool
+    verify_error: str | None
+    subject: str | None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Dot:
+        cert = _map(doc.get("certificate"))
+        return cls(
+            Exchange.from_json(doc),
+            bool(doc.get("handshake")),
+            bool(doc.get("verified")),
+            _str(doc.get("verify_error")),
+            _str(cert.get("subject")),
+        )
+
+    @property
+    def answered(self) -> bool:
+        """An answer the server owns (NOERROR or NXDOMAIN): DNS itself works over TLS."""
+        return self.exchange.answered and self.exchange.rcode in ("NOERROR", "NXDOMAIN")
+
+
+@dataclass(frozen=True)
 class ServerEvidence:
     """Everything the findings say about one configured server."""
 
@@ -330,6 +357,8 @@ class ServerEvidence:
     """How many queries the UDP probe (udp53) sent: the count its own finding states."""
     liveness: Exchange | None = None
     """The answer to ``id.server CH TXT`` when the question itself got none: is the daemon alive?"""
+    dot: Dot | None = None
+    """DNS over TLS on port 853 (the dot step)."""
     finding_ids: tuple[str, ...] = ()
 
     @property
@@ -340,6 +369,8 @@ class ServerEvidence:
         if any(e.outcome in (ANSWER, RESET, CONNECTED, CLOSED) or e.connect_rtt_s is not None for e in self.tcp):
             return True
         if any(e.icmp and e.icmp.from_server for e in (*self.udp, *self.tcp)):
+            return True
+        if self.dot and (self.dot.handshake or self.dot.exchange.outcome == RESET):
             return True
         if self.ping and self.ping.sent:
             return False
@@ -403,7 +434,17 @@ def _read_resolve(g: _Gathering, e: Mapping[str, Any]) -> None:
     (g.tcp if final.transport == "tcp" else g.udp).append(final)
 
 
-_READERS = {"udp53": _read_udp53, "tcp53": _read_tcp53, "firewall": _read_firewall, "resolve": _read_resolve}
+def _read_dot(g: _Gathering, e: Mapping[str, Any]) -> None:
+    g.extra["dot"] = Dot.from_json(e)
+
+
+_READERS = {
+    "dot": _read_dot,
+    "udp53": _read_udp53,
+    "tcp53": _read_tcp53,
+    "firewall": _read_firewall,
+    "resolve": _read_resolve,
+}
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,27 @@ class ServerFacts:
         p = self.ev.ping
         return f", and {self.ping_method} gets no reply ({p.sent} sent)" if p and p.sent and not p.received else ""
 
+    # -- DNS over TLS ----------------------------------------------------------------------------------
+    @property
+    def dot_answer(self) -> Exchange | None:
+        """The answer over TLS on port 853, when DNS itself works there (NOERROR or NXDOMAIN)."""
+        return self.ev.dot.exchange if self.ev.dot and self.ev.dot.answered else None
+
+    @property
+    def dot_words(self) -> str:
+        dot, answer = self.ev.dot, self.dot_answer
+        if not dot or not answer:
+            return ""
+        trust = (
+            "its certificate verified"
+            if dot.verified
+            else f"its certificate not verified: {dot.verify_error}; encrypted, not authenticated"
+        )
+        return (
+            f"DNS over TLS on {self.server.host}:853 answers ({answer_words(answer, self.target)}, "
+            f"{(answer.rtt_s or 0) * 1000:.1f} ms; {trust})"
+        )
+
     # -- the answer and the references -----------------------------------------------------------------
     @cached_property
     def mine(self) -> Exchange | None:

@@ -60,6 +60,9 @@ class Rule:
     fallback: bool = False
     cites: Callable[[Any], tuple[str, ...]] | None = None
     """The findings a run rule rests on (a server rule rests on the server's own)."""
+    workaround: bool = False
+    """Port 53 fails: where DNS over TLS answers, the explanation says so and the next steps give the
+    workaround (and the evidence: a filter of port 53, not of the host)."""
 
 
 def server_rule(
@@ -73,9 +76,14 @@ def server_rule(
     explain: Callable[[ServerFacts], str],
     steps: Callable[[ServerFacts], tuple[str, ...]],
     fallback: bool = False,
+    workaround: bool = False,
 ) -> Rule:
     conf = confidence if callable(confidence) else (lambda _f, c=confidence: c)
-    return Rule(id, code, status, "server", needs, unless, conf, explain, _with_check(steps), fallback)
+    if workaround:
+        explain, steps = _with_dot(explain), _with_dot_steps(steps)
+    return Rule(
+        id, code, status, "server", needs, unless, conf, explain, _with_check(steps), fallback, workaround=workaround
+    )
 
 
 def run_rule(
@@ -91,6 +99,34 @@ def run_rule(
 ) -> Rule:
     conf = confidence if callable(confidence) else (lambda _f, c=confidence: c)
     return Rule(id, code, status, "run", needs, (), conf, explain, steps, cites=cites)
+
+
+def _with_dot(explain: Callable[[ServerFacts], str]) -> Callable[[ServerFacts], str]:
+    def words(f: ServerFacts) -> str:
+        text = explain(f)
+        if not f.dot_answer:
+            return text
+        return (
+            f"{text.rstrip('.')}. Meanwhile {f.dot_words}: DNS itself works there, so what fails is port 53 "
+            "alone, and clients that can use DNS over TLS keep resolving."
+        )
+
+    return words
+
+
+def _with_dot_steps(steps: Callable[[ServerFacts], tuple[str, ...]]) -> Callable[[ServerFacts], tuple[str, ...]]:
+    def with_workaround(f: ServerFacts) -> tuple[str, ...]:
+        if not f.dot_answer:
+            return steps(f)
+        name = f.target.name.rstrip(".") or "."
+        return (
+            *steps(f),
+            f"Until port 53 is fixed, clients that support it can use DNS over TLS on {f.server.host}:853 "
+            f"(systemd-resolved with DNSOverTLS=opportunistic, Android Private DNS); check it: "
+            f"`dig +tls @{f.server.host} {name} {f.target.rdtype}`",
+        )
+
+    return with_workaround
 
 
 def _with_check(steps: Callable[[ServerFacts], tuple[str, ...]]) -> Callable[[ServerFacts], tuple[str, ...]]:
@@ -198,6 +234,13 @@ def _local_firewall(f: ServerFacts) -> str:
 def _service_down(f: ServerFacts) -> str:
     i = f.icmp
     assert i is not None
+    if f.dot_answer:
+        return (
+            f"UDP {f.port} on {f.server.host} is unreachable (ICMP {i.typecode} {i.name} from the server itself), "
+            f"yet the DNS daemon runs: it answers DNS over TLS on port 853. It does not listen on port "
+            f"{f.server.port} (its interface or port settings), or a rule on the server rejects port "
+            f"{f.server.port} only. {_service_down_tcp(f)}"
+        )
     return (
         f"UDP {f.port} on {f.server.host} is unreachable (ICMP {i.typecode} {i.name} from the server itself): the "
         f"host is up{f.up_words}, so the DNS service is not running or not listening. {_service_down_tcp(f)}"
@@ -564,6 +607,7 @@ RULES: tuple[Rule, ...] = (
             f"udp and tcp to port {f.server.port} of {f.server.host} out, and the answers back in (ct state "
             "established)",
         ),
+        workaround=True,
     ),
     server_rule(
         "service-down",
@@ -573,6 +617,7 @@ RULES: tuple[Rule, ...] = (
         confidence=lambda f: "high" if f.tcp_outcome in ("reset", "icmp", "answer") or f.ev.host_up else "medium",
         explain=_service_down,
         steps=_service_down_steps,
+        workaround=True,
     ),
     server_rule(
         "blocked-by-icmp",
@@ -588,6 +633,7 @@ RULES: tuple[Rule, ...] = (
         confidence="high",
         explain=_blocked_icmp,
         steps=_blocked_icmp_steps,
+        workaround=True,
     ),
     server_rule(
         "blocked-tcp-icmp",
@@ -601,6 +647,7 @@ RULES: tuple[Rule, ...] = (
             f"On {f.tcp_path_block.offender if f.tcp_path_block else f.server.host}: find the rules for port "
             f"{f.server.port}: `nft list ruleset` / `iptables -S`",
         ),
+        workaround=True,
     ),
     server_rule(
         "filtered-hung-daemon",
@@ -611,6 +658,7 @@ RULES: tuple[Rule, ...] = (
         confidence="medium",
         explain=_hung,
         steps=_hung_steps,
+        workaround=True,
     ),
     server_rule(
         "filtered-drop",
@@ -621,6 +669,7 @@ RULES: tuple[Rule, ...] = (
         confidence=lambda f: "high" if f.pinged else "medium",
         explain=_filtered,
         steps=_filtered_steps,
+        workaround=True,
     ),
     server_rule(
         "unreachable-icmp",
@@ -630,6 +679,7 @@ RULES: tuple[Rule, ...] = (
         confidence="high",
         explain=_unreachable_icmp,
         steps=_reach_steps,
+        workaround=True,
     ),
     server_rule(
         "unreachable-local-error",
@@ -643,6 +693,7 @@ RULES: tuple[Rule, ...] = (
             f"({f.local_error.errno if f.local_error else '?'}: {f.local_error.detail if f.local_error else ''})"
         ),
         steps=lambda f: (f"Check this host's routes and addresses: `ip route get {f.server.host}`, `ip addr`",),
+        workaround=True,
     ),
     server_rule(
         "unreachable-tcp-icmp",
@@ -659,6 +710,7 @@ RULES: tuple[Rule, ...] = (
         confidence="high",
         explain=_unreachable_icmp,
         steps=_reach_steps,
+        workaround=True,
     ),
     server_rule(
         "unreachable-silent",
@@ -669,6 +721,7 @@ RULES: tuple[Rule, ...] = (
         confidence=_silent_confidence,
         explain=_silent,
         steps=_reach_steps,
+        workaround=True,
     ),
     server_rule(
         "refused",
@@ -874,6 +927,7 @@ RULES: tuple[Rule, ...] = (
         confidence=lambda f: "high" if f.truncated else "medium",
         explain=_tcp_fallback,
         steps=_tcp_fallback_steps,
+        workaround=True,
     ),
     server_rule(
         "tcp-fails",
@@ -884,6 +938,7 @@ RULES: tuple[Rule, ...] = (
         confidence=lambda f: "high" if f.truncated else "medium",
         explain=_tcp_fallback,
         steps=_tcp_fallback_steps,
+        workaround=True,
     ),
     server_rule(
         "degraded",

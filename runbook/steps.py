@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks import compare, firewall, hostconf, ping, resolve, tcp53, udp53, web
+from checks import compare, dot, firewall, hostconf, ping, resolve, tcp53, udp53, web
 from runbook import diagnosis as d
 from runbook.context import Check
 
@@ -31,6 +31,7 @@ RUNBOOK: tuple[Step, ...] = (
     Step("compare", "Other resolvers and the authoritative servers", compare.run),
     Step("firewall", "This host's firewall rules for DNS", firewall.run),
     Step("web", "Can the site be reached?", web.run, needs=("resolve",)),
+    Step("dot", "DNS over TLS on port 853", dot.run),
 )
 STEP_IDS = tuple(s.id for s in RUNBOOK)
 

@@ -253,9 +253,17 @@ class Lab:
     def _resolvers(self) -> None:
         d = self.workdir / "unbound"
         d.mkdir()
+        # DNS over TLS on 853 of the resolver, with a self-signed certificate naming its address.
+        sh(
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-days", "2", "-subj", f"/CN=dns.{ZONE}", "-addext", f"subjectAltName=IP:{RESOLVER}",
+            "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"),
+        )  # fmt: skip
         (d / "unbound.conf").write_text(
             "server:\n"
             + "".join(f"  interface: {a}\n" for a in (RESOLVER, *EXTRA_RESOLVERS))
+            + f"  interface: {RESOLVER}@853\n"
+            + f'  tls-port: 853\n  tls-service-key: "{d}/key.pem"\n  tls-service-pem: "{d}/cert.pem"\n'
             + "  port: 53\n  do-ip6: no\n"
             "  access-control: 0.0.0.0/0 allow\n"
             f'  chroot: ""\n  username: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
