@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -136,23 +137,28 @@ def main() -> int:
                     cpu1 = cpu_s(pid)
                     cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
                     time.sleep(1)
-                    report(count, rate, args, alone, load, memory, cpu, before_fds, fds(pid))
+                    report(args, Measured(count, rate, alone, load, memory, cpu, (before_fds, fds(pid))))
     finally:
         lab.down()
     return 0
 
 
-def report(
-    count: int,
-    rate: float,
-    args: argparse.Namespace,
-    alone: float,
-    load: dict[str, object],
-    memory: list[float],
-    cpu: tuple[float, float],
-    before_fds: int,
-    after_fds: int,
-) -> None:
+@dataclass(frozen=True)
+class Measured:
+    """One load run: the module's burst size, the rate asked, and what the exporter did."""
+
+    count: int
+    rate: float
+    alone: float
+    load: dict[str, object]
+    memory: list[float]
+    cpu: tuple[float, float]
+    fds: tuple[int, int]
+
+
+def report(args: argparse.Namespace, m: Measured) -> None:
+    count, rate, alone, load, memory, cpu = m.count, m.rate, m.alone, m.load, m.memory, m.cpu
+    before_fds, after_fds = m.fds
     results = load["results"]
     assert isinstance(results, list)
     wall = float(load["wall"])  # type: ignore[arg-type]

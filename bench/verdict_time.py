@@ -50,10 +50,16 @@ def ruleset(hook: str, rule: str) -> str:
 Condition = Callable[[], contextlib.AbstractContextManager[None]]
 
 
-def scenarios(lab: Lab) -> list[tuple[str, str, Condition, str, list[str]]]:
+Scenario = tuple[str, str, Condition, str, list[str]]
+
+
+def scenarios(lab: Lab) -> list[Scenario]:
     """(name, expected verdict, the condition, the name asked, extra arguments) for each scenario."""
+    return [*_unavailable(lab), *_wrong_or_slow(lab), *_site_and_host(lab)]
+
+
+def _unavailable(lab: Lab) -> list[Scenario]:
     two = f"nameserver {RESOLVER}\nnameserver {RESOLVER2}\n"
-    fresh = f"fresh-{secrets.token_hex(3)}.{ZONE}"
     return [
         ("healthy", "healthy", contextlib.nullcontext, ZONE, []),
         ("daemon stopped (the seed)", "dns-service-down", lambda: lab.stopped("unbound"), ZONE, []),
@@ -88,6 +94,12 @@ def scenarios(lab: Lab) -> list[tuple[str, str, Condition, str, list[str]]]:
             ZONE,
             [],
         ),
+    ]
+
+
+def _wrong_or_slow(lab: Lab) -> list[Scenario]:
+    fresh = f"fresh-{secrets.token_hex(3)}.{ZONE}"
+    return [
         (
             "rogue resolver",
             "dns-answer-mismatch",
@@ -138,6 +150,11 @@ def scenarios(lab: Lab) -> list[tuple[str, str, Condition, str, list[str]]]:
             ZONE,
             [],
         ),
+    ]
+
+
+def _site_and_host(lab: Lab) -> list[Scenario]:
+    return [
         ("web server stopped", "site-unreachable-dns-ok", lambda: lab.stopped("web"), ZONE, ["--web"]),
         (
             "hosts file override",

@@ -111,25 +111,28 @@ async def _query(server: Server, name: dns.name.Name, rdtype: str, timeout: floa
     return final.response
 
 
+async def _zone_of(ctx: Context, server: Server, name: dns.name.Name) -> dns.name.Name:
+    """The zone that holds ``name``: the first name up from it with its own SOA, or the owner of the SOA a
+    negative answer carries (not one reached through a CNAME: that is another zone's)."""
+    while True:
+        response = await _query(server, name, "SOA", max(0.05, ctx.time_left()))
+        if any(r.rdtype == dns.rdatatype.SOA and r.name == name for r in response.answer):
+            return name
+        redirected = any(r.rdtype == dns.rdatatype.CNAME for r in response.answer)
+        soa = [r for r in response.authority if r.rdtype == dns.rdatatype.SOA and name.is_subdomain(r.name)]
+        if soa and not redirected:
+            zone: dns.name.Name = soa[0].name
+            return zone
+        if name == dns.name.root:
+            raise DiscoveryError(f"{server.label}: no SOA found for the name or any parent")
+        name = name.parent()
+
+
 async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
     """Walk up from the name to the zone that holds it (the first name with its own SOA, or the owner of the
     SOA a negative answer carries), then read the zone's NS set and the name servers' addresses. Through our
     own probe, so that a resolver that is down fails at once (its ICMP error) instead of on a timer."""
-    name = dns.name.from_text(ctx.settings.target.name)
-    zone: dns.name.Name | None = None
-    while zone is None:
-        response = await _query(server, name, "SOA", max(0.05, ctx.time_left()))
-        if any(r.rdtype == dns.rdatatype.SOA and r.name == name for r in response.answer):
-            zone = name
-            break
-        redirected = any(r.rdtype == dns.rdatatype.CNAME for r in response.answer)
-        soa = [r for r in response.authority if r.rdtype == dns.rdatatype.SOA and name.is_subdomain(r.name)]
-        if soa and not redirected:
-            zone = soa[0].name
-            break
-        if name == dns.name.root:
-            raise DiscoveryError(f"{server.label}: no SOA found for the name or any parent")
-        name = name.parent()
+    zone = await _zone_of(ctx, server, dns.name.from_text(ctx.settings.target.name))
     response = await _query(server, zone, "NS", max(0.05, ctx.time_left()))
     targets = sorted({r.target for rrset in response.answer if rrset.rdtype == dns.rdatatype.NS for r in rrset})
     if not targets:

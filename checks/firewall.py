@@ -315,21 +315,7 @@ def _finding(
             clock=clock,
         )
     about = paths.pop("_")
-    blocked: list[str] = []
-    unsure: list[str] = []
-    for name, path in paths.items():
-        proto, _, direction = name.partition("_")
-        label = f"{proto.upper()} {direction.replace('_', ' ')}"
-        if path["verdict"] == "unknown":
-            unsure.append(f"{label}: {path.get('error')}")
-        elif path["verdict"] in ("drop", "reject"):
-            blocked.append(f"{label}: {_cite(path)}")
-        elif path["verdict"] == "queue":
-            unsure.append(f"{label}: handed to a userspace program, {_cite(path)}")
-        else:
-            risky = [m for m in path["may_match"] if m.get("verdict") in _RISKY]
-            if risky:
-                unsure.append(f"{label}: may be stopped by {_rule_words(risky[0])}")
+    blocked, unsure = _read_paths(paths)
     evidence = {
         "sources": rulesets.read,
         "problems": rulesets.problems,
@@ -362,6 +348,26 @@ def _finding(
     here = " (and in to and out of the server on this host)" if about["local_server"] else ""
     summary = f"this host's firewall lets DNS to {server.host} out and back in{here} (UDP query: {why})"
     return ctx.finding(server.key, Status.OK, summary, evidence, server=server, clock=clock)
+
+
+def _read_paths(paths: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The paths a rule stops, and those it may stop (or that could not be decided), in words."""
+    blocked: list[str] = []
+    unsure: list[str] = []
+    for name, path in paths.items():
+        proto, _, direction = name.partition("_")
+        label = f"{proto.upper()} {direction.replace('_', ' ')}"
+        if path["verdict"] == "unknown":
+            unsure.append(f"{label}: {path.get('error')}")
+        elif path["verdict"] in ("drop", "reject"):
+            blocked.append(f"{label}: {_cite(path)}")
+        elif path["verdict"] == "queue":
+            unsure.append(f"{label}: handed to a userspace program, {_cite(path)}")
+        else:
+            risky = [m for m in path["may_match"] if m.get("verdict") in _RISKY]
+            if risky:
+                unsure.append(f"{label}: may be stopped by {_rule_words(risky[0])}")
+    return blocked, unsure
 
 
 def _rule_words(rule: dict[str, Any] | Any) -> str:

@@ -230,8 +230,28 @@ def parse_nft(
         raise RulesetError("the JSON has no 'nftables' list")
     texts = nft_texts(listing)
     skip = set(skip_tables)
+    tables, sets = _declarations(items)
+    for item in items:
+        if "rule" not in item:
+            continue
+        r = item["rule"]
+        key = (r["family"], r["table"])
+        if key in skip:
+            continue
+        chain = tables[key].chains.get(r["chain"])
+        if chain is None:
+            raise RulesetError(f"rule in an unknown chain {r['chain']}")
+        chain.rules.append(_nft_rule(r, texts, sets.get(key, {})))
+    return [t for k, t in tables.items() if k not in skip]
+
+
+_Sets = dict[tuple[str, str], dict[str, tuple[Any, ...]]]
+
+
+def _declarations(items: list[Any]) -> tuple[dict[tuple[str, str], Table], _Sets]:
+    """The tables with their chains, and the named sets and maps, of ``nft -j``'s list."""
     tables: dict[tuple[str, str], Table] = {}
-    sets: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
+    sets: _Sets = {}
     for item in items:
         if not isinstance(item, dict):
             raise RulesetError(f"an element of an unknown form: {item!r}")
@@ -249,30 +269,25 @@ def parse_nft(
             table.chains[c["name"]] = Chain(
                 c["name"], hook=c.get("hook"), priority=_prio(c.get("prio", 0)), policy=c.get("policy", "accept")
             )
-    for item in items:
-        if "rule" not in item:
-            continue
-        r = item["rule"]
-        key = (r["family"], r["table"])
-        if key in skip:
-            continue
-        chain = tables[key].chains.get(r["chain"])
-        if chain is None:
-            raise RulesetError(f"rule in an unknown chain {r['chain']}")
-        handle = str(r.get("handle", ""))
-        text = texts.get((r["family"], r["table"], r["chain"], handle)) or _describe_expr(r.get("expr", []))
-        rule = Rule("nftables", r["family"], r["table"], r["chain"], handle, text)
-        for expr in r.get("expr", []):
-            try:
-                _nft_expr(rule, expr, sets.get(key, {}))
-            except (nftexpr.Unmodelled, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-                # This rule alone becomes "may match", with the expression named; the rest is evaluated.
-                why = str(e) if isinstance(e, nftexpr.Unmodelled) else f"{nftexpr.describe(expr)} ({e})"
-                rule.matches.append((_may, f"not modelled: {why}"))
-                if rule.verdict is None:
-                    rule.verdict = _verdict_of(r.get("expr", []))
-        chain.rules.append(rule)
-    return [t for k, t in tables.items() if k not in skip]
+    return tables, sets
+
+
+def _nft_rule(
+    r: Mapping[str, Any], texts: Mapping[tuple[str, str, str, str], str], sets: Mapping[str, tuple[Any, ...]]
+) -> Rule:
+    handle = str(r.get("handle", ""))
+    text = texts.get((r["family"], r["table"], r["chain"], handle)) or _describe_expr(r.get("expr", []))
+    rule = Rule("nftables", r["family"], r["table"], r["chain"], handle, text)
+    for expr in r.get("expr", []):
+        try:
+            _nft_expr(rule, expr, sets)
+        except (nftexpr.Unmodelled, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            # This rule alone becomes "may match", with the expression named; the rest is evaluated.
+            why = str(e) if isinstance(e, nftexpr.Unmodelled) else f"{nftexpr.describe(expr)} ({e})"
+            rule.matches.append((_may, f"not modelled: {why}"))
+            if rule.verdict is None:
+                rule.verdict = _verdict_of(r.get("expr", []))
+    return rule
 
 
 def _prio(value: Any) -> int:
@@ -345,32 +360,10 @@ def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, tuple[Any,
             if verdict in ("jump", "goto"):
                 rule.target = expr[verdict]["target"]
             return
-    if "vmap" in expr:
-        key = nftexpr.getter(expr["vmap"]["key"])
-        data = expr["vmap"]["data"]
-        if isinstance(data, str):
-            raise nftexpr.Unmodelled(f"the verdict map {data} (a named map)")
-        entries = []
-        for item in data["set"]:
-            k, v = item if isinstance(item, list) else (item["elem"]["val"], item["elem"]["data"])
-            verdict = next(name for name in _NFT_VERDICTS if name in v)
-            target = v[verdict].get("target") if isinstance(v[verdict], dict) else None
-            entries.append((nftexpr.element(k), verdict, target))
-        rule.vmap, rule.verdict = (key, tuple(entries)), "map"
-        return
-    if "mangle" in expr:
-        key = expr["mangle"].get("key", {})
-        name = next(iter(key), "") if isinstance(key, dict) else ""
-        field_key = key.get(name, {}).get("key") if isinstance(key.get(name), dict) else None
-        rule.sets = rule.sets | {f"{name} {field_key}"}
-        return
-    if "xt" in expr:
-        xt = expr["xt"]
-        if xt.get("type") == "target" and xt.get("name") in _XT_TARGETS:
-            rule.verdict = _XT_TARGETS[xt["name"]]
-        else:
-            rule.matches.append((_may, f"xt {xt.get('name')}"))
-        return
+    for statement, read in _NFT_STATEMENTS.items():
+        if statement in expr:
+            read(rule, expr[statement])
+            return
     name = next(iter(expr), "")
     if name in ("limit", "quota", "meter") or "numgen" in str(expr) or name == "ct count":
         rule.matches.append((_may, "a rate limit"))
@@ -381,6 +374,41 @@ def _nft_expr(rule: Rule, expr: Mapping[str, Any], sets: Mapping[str, tuple[Any,
     if name in _INERT:
         return
     raise nftexpr.Unmodelled(f"the statement {name!r}")
+
+
+def _nft_vmap(rule: Rule, vmap: Mapping[str, Any]) -> None:
+    key = nftexpr.getter(vmap["key"])
+    data = vmap["data"]
+    if isinstance(data, str):
+        raise nftexpr.Unmodelled(f"the verdict map {data} (a named map)")
+    entries = []
+    for item in data["set"]:
+        k, v = item if isinstance(item, list) else (item["elem"]["val"], item["elem"]["data"])
+        verdict = next(name for name in _NFT_VERDICTS if name in v)
+        target = v[verdict].get("target") if isinstance(v[verdict], dict) else None
+        entries.append((nftexpr.element(k), verdict, target))
+    rule.vmap, rule.verdict = (key, tuple(entries)), "map"
+
+
+def _nft_mangle(rule: Rule, mangle: Mapping[str, Any]) -> None:
+    key = mangle.get("key", {})
+    name = next(iter(key), "") if isinstance(key, dict) else ""
+    field_key = key.get(name, {}).get("key") if isinstance(key.get(name), dict) else None
+    rule.sets = rule.sets | {f"{name} {field_key}"}
+
+
+def _nft_xt(rule: Rule, xt: Mapping[str, Any]) -> None:
+    if xt.get("type") == "target" and xt.get("name") in _XT_TARGETS:
+        rule.verdict = _XT_TARGETS[xt["name"]]
+    else:
+        rule.matches.append((_may, f"xt {xt.get('name')}"))
+
+
+_NFT_STATEMENTS: dict[str, Callable[[Rule, Mapping[str, Any]], None]] = {
+    "vmap": _nft_vmap,
+    "mangle": _nft_mangle,
+    "xt": _nft_xt,
+}
 
 
 def mangled(tables: Sequence[Table]) -> frozenset[str]:
@@ -444,105 +472,126 @@ def _iptables_rule(line: str, table: Table, source: str, no: int) -> Rule:
             negate = True
             i += 1
             continue
-        arg = tokens[i + 1] if i + 1 < len(tokens) else ""
-        consumed = 2
-        if tok in ("-p", "--protocol"):
-            value = ValueSet(frozenset({arg.lower(), int(arg) if arg.isdigit() else arg.lower()}))
-
-            def proto(p: Packet, v: ValueSet = value) -> Tri:
-                return _proto_in(p.proto, v)
-
-            rule.matches.append((_maybe_not(proto, negate), f"-p {arg}"))
-        elif tok in ("-s", "--source", "-d", "--destination"):
-            nets = tuple(ipaddress.ip_network(a, strict=False) for a in arg.split(","))
-            is_src = tok in ("-s", "--source")
-
-            def addr(p: Packet, nets: tuple[Network, ...] = nets, is_src: bool = is_src) -> Tri:
-                a = p.saddr if is_src else p.daddr
-                return any(a in n for n in nets if n.version == a.version)
-
-            rule.matches.append((_maybe_not(addr, negate), tok))
-        elif tok in ("-i", "--in-interface", "-o", "--out-interface"):
-            out = tok in ("-o", "--out-interface")
-
-            def iface(p: Packet, name: str = arg, out: bool = out) -> Tri:
-                have = p.oif if out else p.iif
-                if have is None:
-                    return None
-                return have.startswith(name[:-1]) if name.endswith("+") else have == name
-
-            rule.matches.append((_maybe_not(iface, negate), tok))
-        elif tok in ("--dport", "--sport", "--destination-port", "--source-port", "--dports", "--sports"):
-            spans = []
-            for part in arg.split(","):
-                a, _, b = part.partition(":")
-                spans.append((int(a or 0), int(b or 65535) if _ else int(a)))
-            value = ValueSet(ranges=tuple(spans))
-            dest = tok.startswith("--d")
-
-            def port(p: Packet, v: ValueSet = value, dest: bool = dest) -> Tri:
-                if p.proto not in ("udp", "tcp"):
-                    return False
-                return v.port_coverage(p.dport if dest else p.sport)
-
-            rule.matches.append((_maybe_not(port, negate), tok))
-        elif tok in ("--ctstate", "--state"):
-            states = frozenset(s.lower() for s in arg.split(","))
-
-            def state(p: Packet, s: frozenset[str] = states) -> Tri:
-                return p.ct_state in s
-
-            rule.matches.append((_maybe_not(state, negate), tok))
-        elif tok in ("-j", "--jump", "-g", "--goto"):
-            target = arg
-            if tok in ("-g", "--goto"):
-                rule.verdict, rule.target = "goto", target
-            elif target in _XT_TARGETS:
-                rule.verdict = _XT_TARGETS[target]
-            elif target in ("LOG", "NFLOG", "MARK", "CONNMARK", "CLASSIFY", "TRACE", "CT", "NOTRACK", "AUDIT"):
-                rule.verdict = None  # does not decide; its options follow
-                changes = {"MARK": "meta mark", "CONNMARK": "ct mark", "CLASSIFY": "meta priority"}
-                if target in changes:
-                    rule.sets = frozenset({changes[target]})
-            elif target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT", "TPROXY"):
-                rule.verdict = None
-                rule.sets = frozenset({"nat"})
-            elif target.isupper() and target not in table.chains:
-                rule.matches.append((lambda p: None, f"target {target}"))
-            else:
-                rule.verdict, rule.target = "jump", target
-            consumed = 2
-            i += consumed
+        if tok in ("-j", "--jump", "-g", "--goto"):
+            _iptables_target(rule, tok, tokens[i + 1] if i + 1 < len(tokens) else "", table)
+            i += 2
             # target options (--reject-with ...) run to the end of the rule
             while i < len(tokens) and tokens[i].startswith("--"):
                 i += 2
-            negate = False
-            continue
-        elif tok in ("--dst-type", "--src-type"):
-            kinds = frozenset(k.lower() for k in arg.split(","))
-            dst = tok == "--dst-type"
-
-            def addrtype(p: Packet, kinds: frozenset[str] = kinds, dst: bool = dst) -> Tri:
-                have = p.daddr_type if dst else p.saddr_type
-                return None if have is None else have in kinds
-
-            rule.matches.append((_maybe_not(addrtype, negate), f"addrtype {tok}"))
-        elif tok in ("-m", "--match"):
-            pass  # the module's options are read as they come
-        elif tok in ("-c",):
-            consumed = 3
-        elif tok == "--comment":
-            pass
-        elif tok.startswith("-"):
-            # An option of a match this reader does not know (mark, set, limit, recent, ...): may match.
-            values = 1
-            while i + values < len(tokens) and not tokens[i + values].startswith("-") and tokens[i + values] != "!":
-                values += 1
-            rule.matches.append((lambda p: None, tok))
-            consumed = values
-        i += consumed
+        else:
+            i += _iptables_option(rule, tokens, i, negate)
         negate = False
     return rule
+
+
+def _iptables_option(rule: Rule, tokens: Sequence[str], i: int, negate: bool) -> int:
+    """Read the option at ``tokens[i]`` into ``rule``; how many tokens it took."""
+    tok = tokens[i]
+    arg = tokens[i + 1] if i + 1 < len(tokens) else ""
+    build = _IPTABLES_MATCHES.get(tok)
+    if build is not None:
+        match, label = build(tok, arg)
+        rule.matches.append((_maybe_not(match, negate), label))
+        return 2
+    if tok == "-c":
+        return 3
+    if tok in ("-m", "--match", "--comment") or not tok.startswith("-"):
+        return 2  # a module's options are read as they come
+    # An option of a match this reader does not know (mark, set, limit, recent, ...): may match.
+    values = 1
+    while i + values < len(tokens) and not tokens[i + values].startswith("-") and tokens[i + values] != "!":
+        values += 1
+    rule.matches.append((lambda p: None, tok))
+    return values
+
+
+def _iptables_target(rule: Rule, tok: str, target: str, table: Table) -> None:
+    if tok in ("-g", "--goto"):
+        rule.verdict, rule.target = "goto", target
+    elif target in _XT_TARGETS:
+        rule.verdict = _XT_TARGETS[target]
+    elif target in ("LOG", "NFLOG", "MARK", "CONNMARK", "CLASSIFY", "TRACE", "CT", "NOTRACK", "AUDIT"):
+        rule.verdict = None  # does not decide; its options follow
+        changes = {"MARK": "meta mark", "CONNMARK": "ct mark", "CLASSIFY": "meta priority"}
+        if target in changes:
+            rule.sets = frozenset({changes[target]})
+    elif target in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT", "TPROXY"):
+        rule.verdict = None
+        rule.sets = frozenset({"nat"})
+    elif target.isupper() and target not in table.chains:
+        rule.matches.append((lambda p: None, f"target {target}"))
+    else:
+        rule.verdict, rule.target = "jump", target
+
+
+def _m_proto(tok: str, arg: str) -> tuple[Match, str]:
+    value = ValueSet(frozenset({arg.lower(), int(arg) if arg.isdigit() else arg.lower()}))
+    return (lambda p: _proto_in(p.proto, value)), f"-p {arg}"
+
+
+def _m_address(tok: str, arg: str) -> tuple[Match, str]:
+    nets = tuple(ipaddress.ip_network(a, strict=False) for a in arg.split(","))
+    is_src = tok in ("-s", "--source")
+
+    def addr(p: Packet) -> Tri:
+        a = p.saddr if is_src else p.daddr
+        return any(a in n for n in nets if n.version == a.version)
+
+    return addr, tok
+
+
+def _m_interface(tok: str, arg: str) -> tuple[Match, str]:
+    out = tok in ("-o", "--out-interface")
+
+    def iface(p: Packet) -> Tri:
+        have = p.oif if out else p.iif
+        if have is None:
+            return None
+        return have.startswith(arg[:-1]) if arg.endswith("+") else have == arg
+
+    return iface, tok
+
+
+def _m_port(tok: str, arg: str) -> tuple[Match, str]:
+    spans = []
+    for part in arg.split(","):
+        a, colon, b = part.partition(":")
+        spans.append((int(a or 0), int(b or 65535) if colon else int(a)))
+    value = ValueSet(ranges=tuple(spans))
+    dest = tok.startswith("--d")
+
+    def port(p: Packet) -> Tri:
+        if p.proto not in ("udp", "tcp"):
+            return False
+        return value.port_coverage(p.dport if dest else p.sport)
+
+    return port, tok
+
+
+def _m_state(tok: str, arg: str) -> tuple[Match, str]:
+    states = frozenset(s.lower() for s in arg.split(","))
+    return (lambda p: p.ct_state in states), tok
+
+
+def _m_addrtype(tok: str, arg: str) -> tuple[Match, str]:
+    kinds = frozenset(k.lower() for k in arg.split(","))
+    dst = tok == "--dst-type"
+
+    def addrtype(p: Packet) -> Tri:
+        have = p.daddr_type if dst else p.saddr_type
+        return None if have is None else have in kinds
+
+    return addrtype, f"addrtype {tok}"
+
+
+_IPTABLES_MATCHES: dict[str, Callable[[str, str], tuple[Match, str]]] = {
+    **dict.fromkeys(("-p", "--protocol"), _m_proto),
+    **dict.fromkeys(("-s", "--source", "-d", "--destination"), _m_address),
+    **dict.fromkeys(("-i", "--in-interface", "-o", "--out-interface"), _m_interface),
+    **dict.fromkeys(("--dport", "--sport", "--destination-port", "--source-port", "--dports", "--sports"), _m_port),
+    **dict.fromkeys(("--ctstate", "--state"), _m_state),
+    **dict.fromkeys(("--dst-type", "--src-type"), _m_addrtype),
+}
 
 
 def _maybe_not(m: Match, negate: bool) -> Match:

@@ -208,15 +208,18 @@ def member(value: Any, elem: Any) -> Tri:
         return value.matches(elem)
     if isinstance(elem, Span):
         return _in_span(value, elem)
+    if isinstance(elem, ipaddress.IPv4Network | ipaddress.IPv6Network) or isinstance(
+        value, ipaddress.IPv4Address | ipaddress.IPv6Address
+    ):
+        return _member_address(value, elem)
+    return bool(value == elem) if type(value) is type(elem) else None  # a name against a number: not comparable
+
+
+def _member_address(value: Any, elem: Any) -> Tri:
+    address = ipaddress.IPv4Address | ipaddress.IPv6Address
     if isinstance(elem, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        if not isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-            return None
-        return value.version == elem.version and value in elem
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return value == elem if isinstance(elem, ipaddress.IPv4Address | ipaddress.IPv6Address) else None
-    if type(value) is type(elem):
-        return bool(value == elem)
-    return None  # a name against a number: not comparable here
+        return value.version == elem.version and value in elem if isinstance(value, address) else None
+    return value == elem if isinstance(elem, address) else None
 
 
 def _in_span(value: Any, span: Span) -> Tri:
@@ -386,47 +389,10 @@ def match(m: Mapping[str, Any], named: Mapping[str, tuple[Any, ...]]) -> Callabl
     get = getter(m.get("left"))
     op = str(m.get("op", "=="))
     if op in _ORDER:
-        bound = element(m.get("right"))
-
-        def ordered(p: Any) -> Tri:
-            v = get(p)
-            if v is ABSENT:
-                return False
-            if isinstance(v, Ports):
-                low, high = _ORDER[op](v.lo, bound), _ORDER[op](v.hi, bound)
-                return low if low == high else None
-            try:
-                return None if v is UNKNOWN else bool(_ORDER[op](v, bound))
-            except TypeError:
-                return None
-
-        return ordered
-    right = m.get("right")
-    if isinstance(right, list):
-        # A list is a bitmask: tcp flags syn,ack is one value, syn|ack; ct state established,related (op "in")
-        # is any of its bits.
-        try:
-            elems: tuple[Any, ...] = (_flags(right),)
-        except Unmodelled:
-            if op != "in" and len(right) > 1:
-                raise Unmodelled(f"{op} against the combined names {right}") from None
-            elems = tuple(element(x) for x in right)
-    else:
-        elems = elements(right, named)
+        return _ordered(get, op, element(m.get("right")))
+    elems = _right_elements(m.get("right"), op, named)
     if op == "in" and len(elems) == 1 and isinstance(elems[0], int):
-        bits = elems[0]
-
-        def flags(p: Any) -> Tri:  # tcp flags syn: the bit is set, whatever else is
-            v = get(p)
-            if v is ABSENT:
-                return False
-            if isinstance(v, Bits):
-                if v.value & v.known & bits:
-                    return True
-                return False if bits & v.known == bits else None
-            return None if not isinstance(v, int) else bool(v & bits)
-
-        return flags
+        return _flags_set(get, elems[0])
     if op not in ("==", "!=", "in"):
         raise Unmodelled(f"the operator {op!r}")
     negate = op == "!="
@@ -439,6 +405,49 @@ def match(m: Mapping[str, Any], named: Mapping[str, tuple[Any, ...]]) -> Callabl
         return r if not negate or r is None else not r
 
     return membership
+
+
+def _right_elements(right: Any, op: str, named: Mapping[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+    if not isinstance(right, list):
+        return elements(right, named)
+    # A list is a bitmask: tcp flags syn,ack is one value, syn|ack; ct state established,related (op "in") is
+    # any of its bits.
+    try:
+        return (_flags(right),)
+    except Unmodelled:
+        if op != "in" and len(right) > 1:
+            raise Unmodelled(f"{op} against the combined names {right}") from None
+        return tuple(element(x) for x in right)
+
+
+def _ordered(get: Callable[[Any], Any], op: str, bound: Any) -> Callable[[Any], Tri]:
+    def ordered(p: Any) -> Tri:
+        v = get(p)
+        if v is ABSENT:
+            return False
+        if isinstance(v, Ports):
+            low, high = _ORDER[op](v.lo, bound), _ORDER[op](v.hi, bound)
+            return low if low == high else None
+        try:
+            return None if v is UNKNOWN else bool(_ORDER[op](v, bound))
+        except TypeError:
+            return None
+
+    return ordered
+
+
+def _flags_set(get: Callable[[Any], Any], bits: int) -> Callable[[Any], Tri]:
+    def flags(p: Any) -> Tri:  # tcp flags syn: the bit is set, whatever else is
+        v = get(p)
+        if v is ABSENT:
+            return False
+        if isinstance(v, Bits):
+            if v.value & v.known & bits:
+                return True
+            return False if bits & v.known == bits else None
+        return None if not isinstance(v, int) else bool(v & bits)
+
+    return flags
 
 
 def describe(expr: Any) -> str:

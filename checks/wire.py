@@ -208,38 +208,8 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
         done: asyncio.Future[None] = loop.create_future()
 
         def on_ready() -> None:
-            if done.done():
-                return
-            errors = drain_errqueue(sock)
-            if errors:
-                ex.error = _pick(errors)
-                ex.errno = ex.error.errno if ex.error else None
-                ex.outcome = ICMP if ex.error and ex.error.origin != "local" else LOCAL_ERROR
-                ex.rtt_s = time.monotonic() - mono
+            if not done.done() and _udp_ready(sock, ex, query, mono):
                 done.set_result(None)
-                return
-            while True:
-                try:
-                    data = sock.recv(65535)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as e:  # an error that left no queue entry (IP_RECVERR refused)
-                    ex.outcome, ex.errno, ex.detail = LOCAL_ERROR, e.errno, f"recv: {e.strerror}"
-                    ex.rtt_s = time.monotonic() - mono
-                    done.set_result(None)
-                    return
-                try:
-                    msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
-                except dns.exception.DNSException as e:
-                    ex.outcome, ex.detail, ex.response_len = MALFORMED, f"unparsable answer: {e}", len(data)
-                    continue  # keep waiting: a good answer may still come
-                if not query.is_response(msg):
-                    ex.detail = f"ignored a datagram that does not answer the query (id {msg.id})"
-                    continue
-                ex.outcome, ex.response, ex.response_len = ANSWER, msg, len(data)
-                ex.rtt_s = time.monotonic() - mono
-                done.set_result(None)
-                return
 
         loop.add_reader(sock.fileno(), on_ready)
         try:
@@ -252,6 +222,38 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
     if PACKET_LOG.get():
         _log_udp(ex, query, dst)
     return ex
+
+
+def _udp_ready(sock: socket.socket, ex: Exchange, query: dns.message.Message, mono: float) -> bool:
+    """Read what the socket holds: an ICMP error, or datagrams until one answers ``query``. True when the
+    exchange is over."""
+    errors = drain_errqueue(sock)
+    if errors:
+        ex.error = _pick(errors)
+        ex.errno = ex.error.errno if ex.error else None
+        ex.outcome = ICMP if ex.error and ex.error.origin != "local" else LOCAL_ERROR
+        ex.rtt_s = time.monotonic() - mono
+        return True
+    while True:
+        try:
+            data = sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as e:  # an error that left no queue entry (IP_RECVERR refused)
+            ex.outcome, ex.errno, ex.detail = LOCAL_ERROR, e.errno, f"recv: {e.strerror}"
+            ex.rtt_s = time.monotonic() - mono
+            return True
+        try:
+            msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
+        except dns.exception.DNSException as e:
+            ex.outcome, ex.detail, ex.response_len = MALFORMED, f"unparsable answer: {e}", len(data)
+            continue  # keep waiting: a good answer may still come
+        if not query.is_response(msg):
+            ex.detail = f"ignored a datagram that does not answer the query (id {msg.id})"
+            continue
+        ex.outcome, ex.response, ex.response_len = ANSWER, msg, len(data)
+        ex.rtt_s = time.monotonic() - mono
+        return True
 
 
 def _log_udp(ex: Exchange, query: dns.message.Message, dst: tuple[str, int]) -> None:
@@ -308,7 +310,7 @@ async def tcp_exchange(server: Server, query: dns.message.Message | None, timeou
                 ex.outcome = CONNECTED
                 ex.rtt_s = ex.connect_rtt_s
             else:
-                await _tcp_query(loop, sock, ex, query, wire, deadline, mono)
+                await _tcp_query(loop, sock, ex, query, wire, deadline=deadline, mono=mono)
     if query is not None and ex.outcome != LOCAL_ERROR and PACKET_LOG.get():  # a refused connect sent no SYN
         _log_tcp(ex, query, dst)
     return ex
@@ -320,6 +322,7 @@ async def _tcp_query(
     ex: Exchange,
     query: dns.message.Message,
     wire: bytes,
+    *,
     deadline: float,
     mono: float,
 ) -> None:
@@ -453,91 +456,95 @@ async def burst(
     lost. Returns the loss and the latency figures (seconds) of the answers that came.
     """
     loop = asyncio.get_running_loop()
-    sent: dict[int, tuple[dns.message.Message, float]] = {}
-    rtts: dict[int, float] = {}
-    first: list[Exchange] = []
-    counts = {ANSWER: 0, ICMP: 0, LOCAL_ERROR: 0}
-    all_in = asyncio.Event()
+    b = _Burst(server, count, interval, wait)
     try:
         sock, sockaddr = _open(server, socket.SOCK_DGRAM)
         sock.connect(sockaddr)
     except OSError:
-        counts[LOCAL_ERROR] = count
-        return _burst_figures(count, 0, [], None, interval, wait, counts)
+        b.counts[LOCAL_ERROR] = count
+        return b.figures(sent=count)
+    with sock:
+        loop.add_reader(sock.fileno(), b.on_ready, sock)
+        try:
+            await b.send_all(sock, query)
+            last = max((at for _, at in b.sent.values()), default=time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(b.all_in.wait(), max(0.0, last + wait - time.monotonic()))
+        finally:
+            loop.remove_reader(sock.fileno())
+    return b.figures()
 
-    def on_ready() -> None:
-        counts[ICMP] += sum(1 for e in drain_errqueue(sock) if e.origin != "local")
+
+class _Burst:
+    """The state of one burst: the queries in flight by id, the answers' times, the other outcomes."""
+
+    def __init__(self, server: Server, count: int, interval: float, wait: float) -> None:
+        self.server, self.count, self.interval, self.wait = server, count, interval, wait
+        self.sent: dict[int, tuple[dns.message.Message, float]] = {}
+        self.rtts: dict[int, float] = {}
+        self.first: Exchange | None = None
+        self.counts = {ANSWER: 0, ICMP: 0, LOCAL_ERROR: 0}
+        self.all_in = asyncio.Event()
+
+    async def send_all(self, sock: socket.socket, query: Callable[[], dns.message.Message]) -> None:
+        for i in range(self.count):
+            if i:
+                await asyncio.sleep(self.interval)
+            q = query()
+            while q.id in self.sent:
+                q.id = dns.entropy.random_16()
+            self.sent[q.id] = (q, time.monotonic())
+            try:
+                sock.send(q.to_wire())
+            except OSError:
+                del self.sent[q.id]
+                self.counts[LOCAL_ERROR] += 1
+
+    def on_ready(self, sock: socket.socket) -> None:
+        self.counts[ICMP] += sum(1 for e in drain_errqueue(sock) if e.origin != "local")
         while True:
             try:
                 data = sock.recv(65535)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # nothing more (EAGAIN), or an error whose queue entry was read above
                 return
-            except OSError:  # an error whose queue entry was read above: read on at the next readiness
-                return
-            try:
-                msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
-            except dns.exception.DNSException:
-                continue
-            asked = sent.get(msg.id)
-            if asked is None or msg.id in rtts or not asked[0].is_response(msg):
-                continue
-            rtt = time.monotonic() - asked[1]
-            if rtt > wait:
-                continue  # later than its wait: lost, as a query waited on alone would be
-            rtts[msg.id] = rtt
-            if not first:
-                first.append(Exchange("udp", server, ANSWER, rtt_s=rtt, response=msg, response_len=len(data)))
-            if len(rtts) == len(sent) == count:
-                all_in.set()
+            self._answer(data)
 
-    with sock:
-        loop.add_reader(sock.fileno(), on_ready)
+    def _answer(self, data: bytes) -> None:
         try:
-            for i in range(count):
-                if i:
-                    await asyncio.sleep(interval)
-                q = query()
-                while q.id in sent:
-                    q.id = dns.entropy.random_16()
-                sent[q.id] = (q, time.monotonic())
-                try:
-                    sock.send(q.to_wire())
-                except OSError:
-                    del sent[q.id]
-                    counts[LOCAL_ERROR] += 1
-            last = max((at for _, at in sent.values()), default=time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_in.wait(), max(0.0, last + wait - time.monotonic()))
-        finally:
-            loop.remove_reader(sock.fileno())
-    counts[ANSWER] = len(rtts)
-    return _burst_figures(
-        len(sent), len(rtts), sorted(rtts.values()), first[0] if first else None, interval, wait, counts
-    )
+            msg = dns.message.from_wire(data, ignore_trailing=True, raise_on_truncation=False)
+        except dns.exception.DNSException:
+            return
+        asked = self.sent.get(msg.id)
+        if asked is None or msg.id in self.rtts or not asked[0].is_response(msg):
+            return
+        rtt = time.monotonic() - asked[1]
+        if rtt > self.wait:
+            return  # later than its wait: lost, as a query waited on alone would be
+        self.rtts[msg.id] = rtt
+        if self.first is None:
+            self.first = Exchange("udp", self.server, ANSWER, rtt_s=rtt, response=msg, response_len=len(data))
+        if len(self.rtts) == len(self.sent) == self.count:
+            self.all_in.set()
 
-
-def _burst_figures(
-    sent: int,
-    received: int,
-    rtts: list[float],
-    first: Exchange | None,
-    interval: float,
-    wait: float,
-    counts: dict[str, int],
-) -> dict[str, Any]:
-    silent = max(0, sent - received - counts[ICMP])
-    outcomes = {o: n for o, n in {**counts, TIMEOUT: silent}.items() if n}
-    return {
-        "first_answer": first.to_evidence() if first else None,
-        "sent": sent,
-        "received": received,
-        "loss": round(1 - received / sent, 4) if sent else 0.0,
-        "interval_s": interval,
-        "wait_s": round(wait, 6),
-        "rtt_min_s": round(rtts[0], 6) if rtts else None,
-        "rtt_median_s": round(statistics.median(rtts), 6) if rtts else None,
-        "rtt_avg_s": round(statistics.fmean(rtts), 6) if rtts else None,
-        "rtt_max_s": round(rtts[-1], 6) if rtts else None,
-        "rtt_stddev_s": round(statistics.pstdev(rtts), 6) if rtts else None,
-        "outcomes": dict(sorted(outcomes.items())),
-    }
+    def figures(self, sent: int | None = None) -> dict[str, Any]:
+        """Loss and latency (seconds) of the answers that came, and what became of the others."""
+        sent = len(self.sent) if sent is None else sent
+        rtts = sorted(self.rtts.values())
+        received = len(rtts)
+        self.counts[ANSWER] = received
+        silent = max(0, len(self.sent) - received - self.counts[ICMP])  # failed sends are local errors, not silence
+        outcomes = {o: n for o, n in {**self.counts, TIMEOUT: silent}.items() if n}
+        return {
+            "first_answer": self.first.to_evidence() if self.first else None,
+            "sent": sent,
+            "received": received,
+            "loss": round(1 - received / sent, 4) if sent else 0.0,
+            "interval_s": self.interval,
+            "wait_s": round(self.wait, 6),
+            "rtt_min_s": round(rtts[0], 6) if rtts else None,
+            "rtt_median_s": round(statistics.median(rtts), 6) if rtts else None,
+            "rtt_avg_s": round(statistics.fmean(rtts), 6) if rtts else None,
+            "rtt_max_s": round(rtts[-1], 6) if rtts else None,
+            "rtt_stddev_s": round(statistics.pstdev(rtts), 6) if rtts else None,
+            "outcomes": dict(sorted(outcomes.items())),
+        }

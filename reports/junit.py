@@ -53,45 +53,47 @@ def _suite(doc: Document, index: int, host: str) -> ET.Element:
         ("exit_code", str(doc["exit_code"])),
     ):
         ET.SubElement(props, "property", {"name": key, "value": _clean(value)})
-    failures = errors = skipped = tests = 0
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for step in doc["steps"]:
-        tests += 1
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            {"name": step["id"], "classname": f"runbook.{name}", "time": f"{step.get('duration_s', 0):.6f}"},
-        )
-        findings = [by_id[i] for i in step["findings"] if i in by_id]
-        bad = [f for f in findings if f["status"] in _FAILING]
-        if step["status"] == "skipped":
-            skipped += 1
-            ET.SubElement(case, "skipped", {"message": _clean(step.get("reason") or "skipped")})
-        elif step["status"] == "error":
-            errors += 1
-            err = ET.SubElement(
-                case,
-                "error",
-                {"type": "error", "message": _clean(findings[0]["summary"] if findings else step.get("reason", ""))},
-            )
-            err.text = _lines([f["summary"] for f in findings])
-        elif bad:
-            failures += 1
-            fail = ET.SubElement(case, "failure", {"type": bad[0]["status"], "message": _clean(bad[0]["summary"])})
-            fail.text = _lines([f"{f['id']}: {f['summary']}" for f in bad])
-    tests += 1
+        counts["tests"] += 1
+        outcome = _step_case(suite, step, [by_id[i] for i in step["findings"] if i in by_id], name)
+        if outcome:
+            counts[outcome] += 1
+    counts["tests"] += 1
     case = ET.SubElement(suite, "testcase", {"name": "verdict", "classname": f"runbook.{name}", "time": "0"})
     if verdict["status"] in _FAILING:
-        failures += 1
+        counts["failures"] += 1
         fail = ET.SubElement(case, "failure", {"type": verdict["code"], "message": _clean(verdict["summary"])})
         fail.text = _lines(list(verdict["next_steps"]))
-    suite.set("tests", str(tests))
-    suite.set("failures", str(failures))
-    suite.set("errors", str(errors))
-    suite.set("skipped", str(skipped))
+    for key, value in counts.items():
+        suite.set(key, str(value))
     out = ET.SubElement(suite, "system-out")
     out.text = _clean(f"{verdict['code']}: {verdict['summary']}")
     ET.SubElement(suite, "system-err")
     return suite
+
+
+def _step_case(suite: ET.Element, step: Document, findings: list[Document], name: str) -> str | None:
+    """One step as a testcase; what it counts as (``failures``, ``errors``, ``skipped``), or None if it passed."""
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {"name": step["id"], "classname": f"runbook.{name}", "time": f"{step.get('duration_s', 0):.6f}"},
+    )
+    bad = [f for f in findings if f["status"] in _FAILING]
+    if step["status"] == "skipped":
+        ET.SubElement(case, "skipped", {"message": _clean(step.get("reason") or "skipped")})
+        return "skipped"
+    if step["status"] == "error":
+        message = _clean(findings[0]["summary"] if findings else step.get("reason", ""))
+        err = ET.SubElement(case, "error", {"type": "error", "message": message})
+        err.text = _lines([f["summary"] for f in findings])
+        return "errors"
+    if bad:
+        fail = ET.SubElement(case, "failure", {"type": bad[0]["status"], "message": _clean(bad[0]["summary"])})
+        fail.text = _lines([f"{f['id']}: {f['summary']}" for f in bad])
+        return "failures"
+    return None
 
 
 def _clean(value: object) -> str:

@@ -7,7 +7,7 @@ escaped for Markdown and HTML.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,35 +89,50 @@ def render(doc: Document) -> str:
         f"{markdown(', '.join(target['servers']) or 'no server')} (from {markdown(target['servers_from'])}), "
         "ran the steps below concurrently, and read every answer and ICMP error the kernel reported.",
         "",
-        "## What was tested",
-        "",
-        "| step | status | finding |",
-        "|---|---|---|",
     ]
+    out += _tested(doc, by_id)
+    out += _answered(doc)
+    out += _cause(verdict)
+    out += _verification(doc.get("verification"))
+    out += ["", f"Exit code {doc['exit_code']}.", ""]
+    return "\n".join(out)
+
+
+def _tested(doc: Document, by_id: Mapping[str, Document]) -> list[str]:
+    out = ["## What was tested", "", "| step | status | finding |", "|---|---|---|"]
     for step in doc["steps"]:
         if not step["findings"]:
             out.append(f"| {markdown(step['id'])} | {step['status']} | {markdown(step.get('reason') or '')} |")
         for fid in step["findings"]:
             f = by_id[fid]
             out.append(f"| {markdown(step['id'])} | {f['status']} | {markdown(f['summary'])} |")
+    return out
+
+
+def _answered(doc: Document) -> list[str]:
     answered = [f for f in doc["findings"] if f["step"] in ("resolve", "compare") and "rcode" in f["evidence"]]
-    if answered:
-        out += [
-            "",
-            "## What each server answered",
-            "",
-            "| server | role | rcode | flags | answer |",
-            "|---|---|---|---|---|",
-        ]
-        for f in answered:
-            ev = f["evidence"]
-            role = ev.get("role") or ("system" if f["id"] == "resolve/system" else "configured")
-            values = ", ".join(f"{a.get('type')} {a.get('value')}" for a in ev.get("answers", [])) or "—"
-            out.append(
-                f"| {markdown(f.get('server', ''))} | {role} | {markdown(ev.get('rcode'))} | "
-                f"{markdown(' '.join(ev.get('flags', [])))} | {markdown(values)} |"
-            )
-    out += ["", "## Likely cause", "", markdown(verdict["summary"]), ""]
+    if not answered:
+        return []
+    out = [
+        "",
+        "## What each server answered",
+        "",
+        "| server | role | rcode | flags | answer |",
+        "|---|---|---|---|---|",
+    ]
+    for f in answered:
+        ev = f["evidence"]
+        role = ev.get("role") or ("system" if f["id"] == "resolve/system" else "configured")
+        values = ", ".join(f"{a.get('type')} {a.get('value')}" for a in ev.get("answers", [])) or "—"
+        out.append(
+            f"| {markdown(f.get('server', ''))} | {role} | {markdown(ev.get('rcode'))} | "
+            f"{markdown(' '.join(ev.get('flags', [])))} | {markdown(values)} |"
+        )
+    return out
+
+
+def _cause(verdict: Document) -> list[str]:
+    out = ["", "## Likely cause", "", markdown(verdict["summary"]), ""]
     for also in verdict.get("also", []):
         out.append(
             f"- Also: {code_span(also['code'])} on {markdown(also.get('server', ''))}: {markdown(also['summary'])}"
@@ -126,9 +141,7 @@ def render(doc: Document) -> str:
         out.append("")
     out += ["## Next steps", ""]
     out += [f"{i}. {_step(step)}" for i, step in enumerate(verdict["next_steps"], 1)]
-    out += _verification(doc.get("verification"))
-    out += ["", f"Exit code {doc['exit_code']}.", ""]
-    return "\n".join(out)
+    return out
 
 
 def _step(text: str) -> str:

@@ -88,6 +88,17 @@ def build(doc: Document) -> Group:
         # Never folded: a packet line is read, and copied, whole.
         parts.extend(Text("  " + terminal(line), style="packet", no_wrap=True, overflow="ignore") for line in packets)
 
+    parts.extend(_verdict_parts(verdict))
+    parts.extend(_explained(verdict.get("explain", [])))
+    if doc.get("interrupted"):
+        parts.append(Text("interrupted: the steps that had not finished are marked so above", style="hint"))
+    parts.append(Text(f"run {doc['run_id']} · {doc['duration_s']:.2f} s · exit {doc['exit_code']}", style="hint"))
+    return Group(*parts)
+
+
+def _verdict_parts(verdict: Document) -> list[Any]:
+    """The verdict's panel, and below it the next steps, each command on a line of its own."""
+    parts: list[Any] = []
     style = f"status.{verdict['status']}"
     body: list[Any] = [_t(verdict["summary"])]
     for also in verdict.get("also", []):
@@ -109,11 +120,7 @@ def build(doc: Document) -> Group:
                 Text("     $ " + terminal(command), style="command", no_wrap=True, overflow="ignore")
                 for command in action(step)["commands"]
             )
-    parts.extend(_explained(verdict.get("explain", [])))
-    if doc.get("interrupted"):
-        parts.append(Text("interrupted: the steps that had not finished are marked so above", style="hint"))
-    parts.append(Text(f"run {doc['run_id']} · {doc['duration_s']:.2f} s · exit {doc['exit_code']}", style="hint"))
-    return Group(*parts)
+    return parts
 
 
 def _explained(checks: Sequence[Mapping[str, Any]]) -> list[Any]:

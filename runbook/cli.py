@@ -229,9 +229,7 @@ def diagnose(
 ) -> None:
     """Run the whole runbook for NAME (or every target of --config) and print the findings, the verdict
     and the next steps. Exit 0 ok, 1 warning, 2 critical, 3 unknown (the worst target's, with --config)."""
-    from runbook import engine
     from runbook.model import worst_exit_code
-    from runbook.steps import RUNBOOK
 
     if (name is None) == (config_file is None):
         fail("give a NAME to diagnose, or --config FILE (not both)")
@@ -240,47 +238,35 @@ def diagnose(
             plans, _, concurrency = _config_plans(config_file)
         else:
             assert name is not None
-            plans = [
-                _plan(
-                    _settings(
-                        name,
-                        rdtype=rdtype,
-                        servers=server,
-                        resolvers=resolver,
-                        authoritative=authoritative,
-                        expect=expect,
-                        skip=skip,
-                        timeout=timeout,
-                        resolv_conf=resolv_conf,
-                        count=count,
-                        interval=interval,
-                        max_loss=max_loss,
-                        max_rtt=max_rtt,
-                        website=web,
-                        explain=explain,
-                    )
-                )
-            ]
-            concurrency = 1
+            options: dict[str, Any] = {"rdtype": rdtype, "servers": server, "resolvers": resolver}
+            options |= {"authoritative": authoritative}
+            options |= {"expect": expect, "skip": skip, "timeout": timeout, "resolv_conf": resolv_conf}
+            options |= {"count": count, "interval": interval, "max_loss": max_loss, "max_rtt": max_rtt}
+            plans, concurrency = [_plan(_settings(name, **options, website=web, explain=explain))], 1
     except InputError as e:
         fail(str(e))
-
-    live = fmt is Format.text and output is None and sys.stderr.isatty() and len(plans) == 1
-    if live:
-        from rich.console import Console
-
-        from reports.text import THEME, LiveProgress
-
-        with LiveProgress(Console(stderr=True, theme=THEME), list(RUNBOOK)) as progress:
-            runs = [engine.run_sync(plans[0], progress)]
-    else:
-        runs = engine.interruptible(engine.execute_many(plans, concurrency))
+    runs = _run_plans(plans, concurrency, live=fmt is Format.text and output is None and sys.stderr.isatty())
     docs = [r.to_document() for r in runs]
     emit(docs, fmt, output)
     _record(docs, store, no_record)
     if len(runs) < len(plans):  # Ctrl-C while some targets waited for their turn
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(worst_exit_code([r.exit_code for r in runs]))
+
+
+def _run_plans(plans: list[Plan], concurrency: int, *, live: bool) -> list[Run]:
+    """The runs of ``plans``; one run on a terminal shows its steps live (on stderr)."""
+    from runbook import engine
+    from runbook.steps import RUNBOOK
+
+    if live and len(plans) == 1:
+        from rich.console import Console
+
+        from reports.text import THEME, LiveProgress
+
+        with LiveProgress(Console(stderr=True, theme=THEME), list(RUNBOOK)) as progress:
+            return [engine.run_sync(plans[0], progress)]
+    return engine.interruptible(engine.execute_many(plans, concurrency))
 
 
 # One step alone (DESIGN §4): only that step runs (and hostconf, which says where the servers came from); the
@@ -508,25 +494,7 @@ def verify(
     if (run_id is None) == (config_file is None):
         fail("give the RUN_ID to verify, or --config FILE (not both)")
     if config_file is not None:
-        try:
-            plans, expected, concurrency = _config_plans(config_file)
-        except InputError as e:
-            fail(str(e))
-        runs = engine.interruptible(engine.execute_many(plans, concurrency))
-        docs = [r.to_document() for r in runs]
-        _record(docs, store, no_record)
-        if len(runs) < len(plans) or any(r.interrupted for r in runs):
-            raise typer.Exit(EXIT_INTERRUPTED)
-        mismatches = 0
-        for run, want in zip(runs, expected, strict=True):
-            ok = run.verdict.code == want
-            mismatches += not ok
-            sys.stdout.write(
-                f"{'ok  ' if ok else 'FAIL'} {run.target.display}: {run.verdict.code}"
-                f"{'' if ok else f' (expected {want})'}: {run.verdict.summary}\n"
-            )
-        raise typer.Exit(0 if not mismatches else 2)
-
+        _verify_config(config_file, store, no_record)
     assert run_id is not None
     try:
         with _open_store(store) as s:
@@ -551,6 +519,25 @@ def verify(
 
     _store_write("the verification", store, no_record, write)
     raise typer.Exit(result["exit_code"])
+
+
+def _verify_config(config_file: Path, store: Path | None, no_record: bool) -> NoReturn:
+    """`verify --config`: every target against the verdict its config expects."""
+    from reports import narration
+    from runbook import engine
+    from runbook.verify import expected_verdicts
+
+    try:
+        plans, expected, concurrency = _config_plans(config_file)
+    except InputError as e:
+        fail(str(e))
+    runs = engine.interruptible(engine.execute_many(plans, concurrency))
+    docs = [r.to_document() for r in runs]
+    _record(docs, store, no_record)
+    if len(runs) < len(plans) or any(r.interrupted for r in runs):
+        raise typer.Exit(EXIT_INTERRUPTED)
+    sys.stdout.write(narration.verdicts_against_expected(docs, expected))
+    raise typer.Exit(expected_verdicts(docs, expected))
 
 
 @app.command()
@@ -579,59 +566,42 @@ def watch(
 ) -> None:
     """Run the runbook again and again; print only the changes; record the outage window (first failure,
     recovery) in the store. Ctrl-C ends it cleanly, with the window so far."""
-    from runbook import engine
-    from runbook.model import rfc3339
-
     try:
         if not 0.1 <= every <= 86_400:
             raise InputError(f"--interval {every:g} is out of range: give 0.1 to 86400 seconds")
         if max_duration is not None and max_duration <= 0:
             raise InputError("--max-duration must be more than 0 seconds")
-        plan = _plan(
-            _settings(
-                name,
-                rdtype=rdtype,
-                servers=server,
-                resolvers=resolver,
-                authoritative=authoritative,
-                expect=expect,
-                skip=skip,
-                timeout=timeout,
-                resolv_conf=resolv_conf,
-                count=count,
-                interval=burst_interval,
-                max_loss=max_loss,
-                max_rtt=max_rtt,
-                website=web,
-            )
-        )
+        options: dict[str, Any] = {"rdtype": rdtype, "servers": server, "resolvers": resolver}
+        options |= {"authoritative": authoritative, "expect": expect, "skip": skip, "timeout": timeout}
+        options |= {"resolv_conf": resolv_conf, "count": count, "interval": burst_interval}
+        plan = _plan(_settings(name, **options, max_loss=max_loss, max_rtt=max_rtt, website=web))
     except InputError as e:
         fail(str(e))
+    _watch(plan, every, until_healthy, max_duration, store, no_record)
+
+
+def _watch(
+    plan: Plan, every: float, until_healthy: bool, max_duration: float | None, store: Path | None, no_record: bool
+) -> NoReturn:
+    from reports import narration
+    from runbook import engine
 
     def on_run(run: Run, previous: str | None) -> None:
-        _record([run.to_document()], store, no_record)
+        doc = run.to_document()
+        _record([doc], store, no_record)
         if run.verdict.code != previous:
-            stamp = time.strftime("%H:%M:%S", time.localtime(run.started_at))
-            sys.stdout.write(
-                f"{stamp} {run.verdict.status.value.upper()} {run.verdict.code} ({run.run_id}): {run.verdict.summary}\n"
-            )
+            sys.stdout.write(narration.watch_change(doc))
             sys.stdout.flush()
 
     def on_outage(outage: engine.Outage) -> None:
         window = outage.to_dict()
-        sys.stdout.write(
-            f"outage of {outage.first_failure.target.display}: between {_clock(window['first_failure'])}"
-            f" and {_clock(window['recovery'])} ({', '.join(outage.verdicts)})\n"
-        )
+        sys.stdout.write(narration.outage_closed(window, outage.first_failure.target.display))
         _store_write("the outage window", store, no_record, lambda s: s.record_outage(window))
 
     last, ongoing = engine.interruptible(engine.watch(plan, every, until_healthy, max_duration, on_run, on_outage))
     if ongoing is not None:
         window = ongoing.to_dict()
-        sys.stdout.write(
-            f"outage of {ongoing.first_failure.target.display} since {_clock(window['first_failure'])}, "
-            f"still going at {_clock(rfc3339(time.time()))}\n"
-        )
+        sys.stdout.write(narration.outage_open(window, ongoing.first_failure.target.display))
         _store_write("the outage window", store, no_record, lambda s: s.record_outage(window))
     raise typer.Exit(last.exit_code if last else EXIT_UNKNOWN)
 
@@ -647,6 +617,7 @@ def demo(
     """The incident that started this project (and its cousins) reproduced on loopback, unprivileged: real
     servers inside this process, the real diagnosis against them. Exit 0 when the diagnosis finds what the
     scenario staged."""
+    from reports import narration
     from runbook import config
     from runbook import demo as demos
 
@@ -669,12 +640,8 @@ def demo(
             f"--{k} {v.label}"
             for k, v in (("server", settings.servers[0]), ("authoritative", settings.authoritative[0]))
         )
-        sys.stdout.write(
-            f"\nThis was `runbook demo {chosen.name}`: {chosen.what}. The demo's servers ran on loopback; the same "
-            f"diagnosis was `runbook diagnose {chosen.qname.rstrip('.')} --type {chosen.rdtype} {servers} --skip web`."
-            "\nOn a real name, with the servers of /etc/resolv.conf: `runbook diagnose yummyrecipesforme.com`"
-            " (add --format markdown for the incident report).\n"
-        )
+        command = f"runbook diagnose {chosen.qname.rstrip('.')} --type {chosen.rdtype} {servers} --skip web"
+        sys.stdout.write(narration.demo_epilogue(chosen.name, chosen.what, command))
     if run.verdict.code != chosen.expected:
         sys.stderr.write(f"runbook: the demo expected {chosen.expected}, the diagnosis says {run.verdict.code}\n")
         raise typer.Exit(EXIT_UNKNOWN)
@@ -740,14 +707,6 @@ def serve(
         server.server_close()
         probes.close()
     raise typer.Exit(0)
-
-
-def _clock(rfc3339: object) -> str:
-    from datetime import datetime
-
-    if not isinstance(rfc3339, str):
-        return "?"
-    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
 
 
 def run(argv: list[str] | None = None) -> NoReturn:

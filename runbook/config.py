@@ -259,7 +259,7 @@ def parse_skip(names: Iterable[str], known: Sequence[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-def build(
+def build(  # noqa: PLR0913 (one keyword per setting a user can give)
     name: str,
     *,
     rdtype: str = "A",
@@ -419,7 +419,6 @@ def _line_of(text: str, key: str, occurrence: int | None) -> int:
 def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarget], int]:
     """The targets of a ``runbook.toml``, and how many may run at once. Every mistake is an InputError
     naming the file, the line and the key."""
-    import difflib
     import tomllib
 
     try:
@@ -430,50 +429,64 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML: {e}") from None
-
-    def fail(key: str, occurrence: int | None, why: str) -> InputError:
-        line = _line_of(text, key, occurrence)
-        where = f"{path}:{line}" if line else str(path)
-        scope = f"target {occurrence + 1}: " if occurrence is not None else ""
-        return InputError(f"{where}: {scope}{why}")
-
-    def check(key: str, value: object, occurrence: int | None, allowed: set[str]) -> None:
-        if key not in allowed:
-            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
-            raise fail(key, occurrence, f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-        expected, words = _TYPES.get(key, ((int,), "a whole number") if key == "concurrency" else (list, "tables"))
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise fail(key, occurrence, f"{key!r} must be {words}, not {type(value).__name__}")
-        if isinstance(value, list) and key != "target" and not all(isinstance(v, str) for v in value):
-            raise fail(key, occurrence, f"{key!r} must be {words}")
-
+    reader = _ConfigReader(path, text)
     for key, value in data.items():
         if key == "module":
             if not isinstance(value, dict):
-                raise fail(key, None, "'module' must be tables: [module.NAME]")
+                raise reader.fail(key, None, "'module' must be tables: [module.NAME]")
             continue
-        check(key, value, None, _TOP)
+        reader.check(key, value, None, _TOP)
     targets = data.get("target", [])
     if not targets and not data.get("module"):
         raise InputError(f"{path}: no [[target]] table: nothing to diagnose")
     defaults = {k: v for k, v in data.items() if k not in ("target", "concurrency")}
-    result: list[ConfigTarget] = []
-    for i, table in enumerate(targets):
-        for key, value in table.items():
-            check(key, value, i, _PER_TARGET)
-        if "name" not in table:
-            raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: 'name' is missing")
-        merged = {**defaults, **table}
-        try:
-            settings = from_table(merged["name"], merged, known_steps, f"config {path}:{_nth_target_line(text, i)}")
-            expect_verdict = parse_verdict_code(str(merged.get("expect_verdict", "healthy")), "expect_verdict")
-        except InputError as e:
-            raise InputError(f"{path}:{_nth_target_line(text, i)}: target {i + 1}: {e}") from None
-        result.append(ConfigTarget(settings, expect_verdict, _nth_target_line(text, i)))
+    result = [reader.target(i, table, defaults, known_steps) for i, table in enumerate(targets)]
     concurrency = data.get("concurrency", 8)
     if not 1 <= concurrency <= 64:
-        raise fail("concurrency", None, "'concurrency' must be from 1 to 64")
+        raise reader.fail("concurrency", None, "'concurrency' must be from 1 to 64")
     return result, int(concurrency)
+
+
+@dataclass(frozen=True)
+class _ConfigReader:
+    """Checks a runbook.toml's keys, and says where a mistake is (file, line, target)."""
+
+    path: Path
+    text: str
+
+    def fail(self, key: str, occurrence: int | None, why: str) -> InputError:
+        line = _line_of(self.text, key, occurrence)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        scope = f"target {occurrence + 1}: " if occurrence is not None else ""
+        return InputError(f"{where}: {scope}{why}")
+
+    def check(self, key: str, value: object, occurrence: int | None, allowed: set[str]) -> None:
+        import difflib
+
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+            raise self.fail(key, occurrence, f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        expected, words = _TYPES.get(key, ((int,), "a whole number") if key == "concurrency" else (list, "tables"))
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise self.fail(key, occurrence, f"{key!r} must be {words}, not {type(value).__name__}")
+        if isinstance(value, list) and key != "target" and not all(isinstance(v, str) for v in value):
+            raise self.fail(key, occurrence, f"{key!r} must be {words}")
+
+    def target(
+        self, i: int, table: Mapping[str, Any], defaults: Mapping[str, Any], known_steps: Sequence[str]
+    ) -> ConfigTarget:
+        for key, value in table.items():
+            self.check(key, value, i, _PER_TARGET)
+        where = f"{self.path}:{_nth_target_line(self.text, i)}"
+        if "name" not in table:
+            raise InputError(f"{where}: target {i + 1}: 'name' is missing")
+        merged = {**defaults, **table}
+        try:
+            settings = from_table(merged["name"], merged, known_steps, f"config {where}")
+            expect_verdict = parse_verdict_code(str(merged.get("expect_verdict", "healthy")), "expect_verdict")
+        except InputError as e:
+            raise InputError(f"{where}: target {i + 1}: {e}") from None
+        return ConfigTarget(settings, expect_verdict, _nth_target_line(self.text, i))
 
 
 @dataclass(frozen=True)

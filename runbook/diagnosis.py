@@ -147,7 +147,9 @@ def diagnose(
     evidence = gather(servers, findings)
     facts = {s: ServerFacts(evidence[s], target, refs) for s in servers}
     by_server = {s: _apply("server", facts[s], s, evidence[s].finding_ids, checks) for s in servers}
-    run = _run_facts(target, servers, findings, list(facts.values()), refs, resolv, website)
+    run = _run_facts(
+        target, servers, findings=findings, facts=list(facts.values()), refs=refs, resolv=resolv, website=website
+    )
     run_level = _apply("run", run, None, (), checks)
     matches = sorted([*(m for ms in by_server.values() for m in ms), *run_level], key=lambda m: RANK[m.rule.id])
     failing = [m for m in matches if m.code != HEALTHY]
@@ -164,6 +166,7 @@ def diagnose(
 def _run_facts(
     target: Target,
     servers: Sequence[Server],
+    *,
     findings: Sequence[Finding],
     facts: Sequence[ServerFacts],
     refs: References,

@@ -23,7 +23,7 @@ from runbook.context import Context
 from runbook.diagnosis import diagnose, interrupted_verdict, step_verdict
 from runbook.errors import InputError
 from runbook.hostfiles import ResolvConf, read_resolv_conf
-from runbook.model import Finding, Run, Server, Status, StepResult, rfc3339, worst
+from runbook.model import Finding, Run, Server, Status, StepResult, Verdict, rfc3339, worst
 from runbook.steps import SINGLE_STEPS, Step
 
 
@@ -126,20 +126,7 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         # Ctrl-C: what finished is kept, what did not is said to be interrupted; nothing is made up.
         interrupted = True
         results = await _interrupted(p.steps, tasks, started)
-    findings = [f for r in results for f in r.findings]
-    verdict = diagnose(
-        settings.target,
-        p.servers,
-        findings,
-        p.resolv if p.servers_from == str(settings.resolv_conf) else None,
-        settings.expect,
-        website=settings.website,
-        explain=settings.explain,
-    )
-    if p.command != "diagnose":
-        verdict = step_verdict(p.command, findings, SINGLE_STEPS[p.command].supports, verdict)
-    if interrupted:
-        verdict = interrupted_verdict(results, time.monotonic() - started)
+    verdict = _verdict(p, results, interrupted, time.monotonic() - started)
     return Run(
         run_id=new_run_id(started_wall),
         tool_version=__version__,
@@ -152,22 +139,46 @@ async def execute(p: Plan, observer: Observer | None = None) -> Run:
         verdict=verdict,
         command=p.command,
         interrupted=interrupted,
-        options={
-            "timeout_s": settings.timeout,
-            "udp_attempts": settings.udp_attempts,
-            "ping_count": settings.ping_count,
-            "burst_count": settings.burst_count,
-            "burst_interval_s": settings.burst_interval,
-            "max_loss": settings.max_loss,
-            "max_rtt_s": settings.max_rtt,
-            "resolvers": [s.label for s in settings.resolvers],
-            "authoritative": [s.label for s in settings.authoritative],
-            "expect": list(settings.expect),
-            "skip": sorted(settings.skip),
-            "website": settings.website,
-            **settings.options,
-        },
+        options=_options(settings),
     )
+
+
+def _verdict(p: Plan, results: Sequence[StepResult], interrupted: bool, after_s: float) -> Verdict:
+    settings = p.settings
+    if interrupted:
+        return interrupted_verdict(results, after_s)
+    findings = [f for r in results for f in r.findings]
+    verdict = diagnose(
+        settings.target,
+        p.servers,
+        findings,
+        p.resolv if p.servers_from == str(settings.resolv_conf) else None,
+        settings.expect,
+        website=settings.website,
+        explain=settings.explain,
+    )
+    if p.command != "diagnose":
+        verdict = step_verdict(p.command, findings, SINGLE_STEPS[p.command].supports, verdict)
+    return verdict
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    """The options a run was made with, as its document records them (``verify`` runs them again)."""
+    return {
+        "timeout_s": settings.timeout,
+        "udp_attempts": settings.udp_attempts,
+        "ping_count": settings.ping_count,
+        "burst_count": settings.burst_count,
+        "burst_interval_s": settings.burst_interval,
+        "max_loss": settings.max_loss,
+        "max_rtt_s": settings.max_rtt,
+        "resolvers": [s.label for s in settings.resolvers],
+        "authoritative": [s.label for s in settings.authoritative],
+        "expect": list(settings.expect),
+        "skip": sorted(settings.skip),
+        "website": settings.website,
+        **settings.options,
+    }
 
 
 async def _interrupted(

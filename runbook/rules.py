@@ -65,7 +65,7 @@ class Rule:
     workaround (and the evidence: a filter of port 53, not of the host)."""
 
 
-def server_rule(
+def server_rule(  # noqa: PLR0913 (one keyword per field of a rule)
     id: str,
     code: VerdictCode,
     status: Status,

@@ -9,7 +9,7 @@ new             not seen before (its step could not run then, or did not exist),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 BAD = frozenset({"warning", "critical", "unknown", "error"})
@@ -61,3 +61,9 @@ def describe(result: Mapping[str, Any]) -> list[str]:
             lines.append(f"{words}: {item['id']} ({before} -> {now}): {item['summary']}")
     lines.append("VERIFIED: the failure is gone and nothing regressed" if result["ok"] else "NOT VERIFIED")
     return lines
+
+
+def expected_verdicts(docs: Sequence[Mapping[str, Any]], expected: Sequence[str]) -> int:
+    """`verify --config`: 0 when every target's verdict is the one its config expects, else 2."""
+    mismatches = sum(doc["verdict"]["code"] != want for doc, want in zip(docs, expected, strict=True))
+    return 2 if mismatches else 0
