@@ -368,6 +368,19 @@ class ServerFacts:
         return None
 
     @property
+    def claims_authority(self) -> str:
+        """The server answers with authority (AA) for a name whose zone is served elsewhere (its servers found
+        honestly): its own data (unbound local-data, dnsmasq address=, a response policy zone) overrides the
+        zone. Evidence of redirection, even where the content still agrees."""
+        m = self.mine
+        if not m or not m.aa or not self.refs.authorities:
+            return ""
+        servers = sorted({a.server for a in self.refs.authorities})
+        if self.server.label in servers:
+            return ""
+        return f"it answers with authority (AA) although the zone's servers are {', '.join(servers)}"
+
+    @property
     def values(self) -> str:
         """The values of the first answer with records, for the healthy summary."""
         for e in (*([self.ev.resolution] if self.ev.resolution else []), *self.ev.udp, *self.ev.tcp):

@@ -81,6 +81,8 @@ def server_rule(  # noqa: PLR0913 (one keyword per field of a rule)
     conf = confidence if callable(confidence) else (lambda _f, c=confidence: c)
     if workaround:
         explain, steps = _with_dot(explain), _with_dot_steps(steps)
+    if code is C.MISMATCH:
+        explain = _with_authority_claim(explain)
     return Rule(
         id, code, status, "server", needs, unless, conf, explain, _with_check(steps), fallback, workaround=workaround
     )
@@ -99,6 +101,14 @@ def run_rule(
 ) -> Rule:
     conf = confidence if callable(confidence) else (lambda _f, c=confidence: c)
     return Rule(id, code, status, "run", needs, (), conf, explain, steps, cites=cites)
+
+
+def _with_authority_claim(explain: Callable[[ServerFacts], str]) -> Callable[[ServerFacts], str]:
+    def words(f: ServerFacts) -> str:
+        claim = f.claims_authority
+        return f"{explain(f)}; {claim}: its own data overrides the zone" if claim else explain(f)
+
+    return words
 
 
 def _with_dot(explain: Callable[[ServerFacts], str]) -> Callable[[ServerFacts], str]:
@@ -526,7 +536,8 @@ def _healthy(f: ServerFacts) -> str:
     over = " and TCP" if tcp_answered else "" if f.ev.tcp else " (TCP not tested)"
     agreed = f", as {f.verified_by} say" if f.verified_by else ""
     up = f"; the host answers {f.ping_method}" if f.pinged else ""
-    return f"{f.server.label} answers on UDP ({f.rtt_ms:.1f} ms){over}{agreed}{up}"
+    claim = f"; {f.claims_authority} (its own data, which agrees with the zone today)" if f.claims_authority else ""
+    return f"{f.server.label} answers on UDP ({f.rtt_ms:.1f} ms){over}{agreed}{up}{claim}"
 
 
 def _no_steps(_f: object) -> tuple[str, ...]:

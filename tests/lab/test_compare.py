@@ -162,6 +162,8 @@ def test_nxdomain_redirection_is_found_without_any_resolver_given(lab: Lab) -> N
         honest, honest_code = diagnose(lab, ZONE, "--timeout", "2", "--skip", "web")
     assert code == 2 and doc["verdict"]["code"] == "dns-answer-mismatch", doc["verdict"]
     assert FORGED in doc["verdict"]["summary"] and "NXDOMAIN" in doc["verdict"]["summary"]
+    # dnsmasq's address= answers with authority for a zone it does not serve: evidence of its own.
+    assert "answers with authority (AA) although the zone's servers are" in doc["verdict"]["summary"]
     # The same resolver is honest for the names the zone has: healthy, and verified against the zone.
     assert honest_code == 0 and honest["verdict"]["code"] == "healthy" and honest["verdict"]["verified"] is True
 

@@ -304,3 +304,14 @@ def test_explain_in_text_and_json_from_the_command_line() -> None:
     rules = {(e["rule"], e["server"]): e for e in doc["verdict"]["explain"]}
     assert rules[("service-down", f"127.0.0.1:{port}")]["matched"]
     assert {r.id for r in RULES} == {rule for rule, _ in rules}
+
+
+def test_a_resolver_claiming_authority_for_a_zone_served_elsewhere_is_said() -> None:
+    forged_aa = {**FORGED, "aa": True}
+    found = [resolved(S1, forged_aa), udp(S1, forged_aa), tcp(S1, forged_aa), auth("198.18.53.2", AUTH_ANSWER)]
+    v = d.diagnose(TARGET, (S1,), found)
+    assert v.code == "dns-answer-mismatch"
+    assert "answers with authority (AA) although the zone's servers are 198.18.53.2:53" in v.summary
+    # Without AA, or when the server is one of the zone's own, nothing is claimed.
+    plain = d.diagnose(TARGET, (S1,), [resolved(S1, FORGED), udp(S1, FORGED), auth("198.18.53.2", AUTH_ANSWER)])
+    assert "authority (AA)" not in plain.summary
