@@ -9,7 +9,7 @@ median answer time. Fit for node_exporter's textfile collector (the CLI writes -
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reports import Document
 from runbook.model import VerdictCode
@@ -19,56 +19,69 @@ CODES = tuple(code.value for code in VerdictCode)
 RCODES = {"NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5}
 
 
+_GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("probe_success", "Whether DNS works (the verdict is ok or a warning)", ("target",)),
+    ("probe_duration_seconds", "How long the runbook took", ("target",)),
+    ("probe_dns_lookup_time_seconds", "Time of the UDP query of the udp53 step", ("target", "server")),
+    ("probe_dns_answer_rrs", "Records in the answer", ("target", "server")),
+    ("probe_dns_rcode", "The rcode of the answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED)", ("target", "server")),
+    ("probe_dns_serial", "The zone's SOA serial on an authoritative server", ("target", "server")),
+    ("runbook_verdict", "1 for the run's verdict code, 0 for the others", ("target", "code")),
+    ("runbook_exit_code", "The Nagios exit code of the run", ("target",)),
+    ("runbook_step_status", "1 for each step's status", ("target", "step", "status")),
+    ("runbook_dns_loss_ratio", "Share of the burst's queries left unanswered", ("target", "server")),
+    ("runbook_dns_rtt_median_seconds", "Median answer time of the burst", ("target", "server")),
+    ("runbook_server_up", "1 when the server's host answered ping or a TCP connect", ("target", "server")),
+)
+
+
 def render_all(docs: Sequence[Document]) -> str:
-    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    """The documents' metrics, through prometheus_client's exposition. Metric families are built for this
+    one answer (a collector, not a registry of live gauges: an exporter renders one per probe)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
 
-    registry = CollectorRegistry()
-
-    def gauge(name: str, doc: str, labels: Sequence[str]) -> Gauge:
-        return Gauge(name, doc, list(labels), registry=registry)
-
-    success = gauge("probe_success", "Whether DNS works (the verdict is ok or a warning)", ["target"])
-    duration = gauge("probe_duration_seconds", "How long the runbook took", ["target"])
-    lookup = gauge("probe_dns_lookup_time_seconds", "Time of the UDP query of the udp53 step", ["target", "server"])
-    rrs = gauge("probe_dns_answer_rrs", "Records in the answer", ["target", "server"])
-    rcode = gauge(
-        "probe_dns_rcode",
-        "The rcode of the answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED)",
-        ["target", "server"],
-    )
-    serial = gauge("probe_dns_serial", "The zone's SOA serial on an authoritative server", ["target", "server"])
-    verdict = gauge("runbook_verdict", "1 for the run's verdict code, 0 for the others", ["target", "code"])
-    exit_code = gauge("runbook_exit_code", "The Nagios exit code of the run", ["target"])
-    step = gauge("runbook_step_status", "1 for each step's status", ["target", "step", "status"])
-    loss = gauge("runbook_dns_loss_ratio", "Share of the burst's queries left unanswered", ["target", "server"])
-    median = gauge("runbook_dns_rtt_median_seconds", "Median answer time of the burst", ["target", "server"])
-    up = gauge("runbook_server_up", "1 when the server's host answered ping or a TCP connect", ["target", "server"])
-
+    families = {name: GaugeMetricFamily(name, doc, labels=labels) for name, doc, labels in _GAUGES}
     for doc in docs:
-        target = str(doc["target"]["name"]).rstrip(".") or "."
-        v = doc["verdict"]
-        success.labels(target).set(1 if v["status"] in ("ok", "warning") else 0)
-        duration.labels(target).set(doc["duration_s"])
-        exit_code.labels(target).set(doc["exit_code"])
-        for code in CODES:
-            verdict.labels(target, code).set(1 if code == v["code"] else 0)
-        for s in doc["steps"]:
-            step.labels(target, s["id"], s["status"]).set(1)
-        for f in doc["findings"]:
-            ev = f.get("evidence", {})
-            server = str(f.get("server", ""))
-            if f["step"] == "udp53":
-                if ev.get("outcome") == "answer":
-                    lookup.labels(target, server).set(ev.get("rtt_s") or 0)
-                    rrs.labels(target, server).set(len(ev.get("answers", [])))
-                    rcode.labels(target, server).set(RCODES.get(str(ev.get("rcode")), -1))
-                burst = ev.get("burst")
-                if isinstance(burst, dict):
-                    loss.labels(target, server).set(burst.get("loss", 0))
-                    if burst.get("rtt_median_s") is not None:
-                        median.labels(target, server).set(burst["rtt_median_s"])
-            elif f["step"] == "compare" and ev.get("soa_serial") is not None:
-                serial.labels(target, server).set(ev["soa_serial"])
-            elif f["step"] == "ping":
-                up.labels(target, server).set(1 if ev.get("received") else 0)
+        _samples(doc, lambda name, labels, value: families[name].add_metric(labels, value))
+
+    class _Collector:
+        def collect(self) -> list[GaugeMetricFamily]:
+            return list(families.values())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector())
     return generate_latest(registry).decode()
+
+
+def _samples(doc: Document, add: Callable[[str, list[str], float], None]) -> None:
+    target = str(doc["target"]["name"]).rstrip(".") or "."
+    v = doc["verdict"]
+    add("probe_success", [target], 1 if v["status"] in ("ok", "warning") else 0)
+    add("probe_duration_seconds", [target], doc["duration_s"])
+    add("runbook_exit_code", [target], doc["exit_code"])
+    for code in CODES:
+        add("runbook_verdict", [target, code], 1 if code == v["code"] else 0)
+    for s in doc["steps"]:
+        add("runbook_step_status", [target, s["id"], s["status"]], 1)
+    for f in doc["findings"]:
+        ev = f.get("evidence", {})
+        server = str(f.get("server", ""))
+        if f["step"] == "udp53":
+            _udp_samples(target, server, ev, add)
+        elif f["step"] == "compare" and ev.get("soa_serial") is not None:
+            add("probe_dns_serial", [target, server], ev["soa_serial"])
+        elif f["step"] == "ping":
+            add("runbook_server_up", [target, server], 1 if ev.get("received") else 0)
+
+
+def _udp_samples(target: str, server: str, ev: Document, add: Callable[[str, list[str], float], None]) -> None:
+    if ev.get("outcome") == "answer":
+        add("probe_dns_lookup_time_seconds", [target, server], ev.get("rtt_s") or 0)
+        add("probe_dns_answer_rrs", [target, server], len(ev.get("answers", [])))
+        add("probe_dns_rcode", [target, server], RCODES.get(str(ev.get("rcode")), -1))
+    burst = ev.get("burst")
+    if isinstance(burst, dict):
+        add("runbook_dns_loss_ratio", [target, server], burst.get("loss", 0))
+        if burst.get("rtt_median_s") is not None:
+            add("runbook_dns_rtt_median_seconds", [target, server], burst["rtt_median_s"])
