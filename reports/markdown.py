@@ -71,7 +71,9 @@ def render(doc: Document) -> str:
     packets = packet_log(doc)
     if packets:
         out += [
-            "The packet log, in tcpdump's notation, rebuilt from what the probes sent and received:",
+            "The packet log, as the capture shows it (the lines quoted whole):"
+            if doc.get("command") == "analyze"
+            else "The packet log, in tcpdump's notation, rebuilt from what the probes sent and received:",
             "",
             fence(packets, "text"),
             "",
@@ -85,9 +87,7 @@ def render(doc: Document) -> str:
         *_window(doc.get("outage")),
         "## How it was found",
         "",
-        f"`runbook diagnose` queried {name} ({markdown(target['type'])}) through "
-        f"{markdown(', '.join(target['servers']) or 'no server')} (from {markdown(target['servers_from'])}), "
-        "ran the steps below concurrently, and read every answer and ICMP error the kernel reported.",
+        _how(doc, name),
         "",
     ]
     out += _tested(doc, by_id)
@@ -96,6 +96,23 @@ def render(doc: Document) -> str:
     out += _verification(doc.get("verification"))
     out += ["", f"Exit code {doc['exit_code']}.", ""]
     return "\n".join(out)
+
+
+def _how(doc: Document, name: str) -> str:
+    target = doc["target"]
+    servers = markdown(", ".join(target["servers"]) or "no server")
+    if doc.get("command") == "analyze":
+        capture = doc["findings"][0]["evidence"] if doc["findings"] else {}
+        return (
+            f"`runbook analyze` read {markdown(target['servers_from'])}: every query to {servers} matched to its "
+            f"answer, to the ICMP error that quotes it, or to nothing within {capture.get('wait_s', '?')} s; "
+            f"{name} ({markdown(target['type'])}) is the name diagnosed."
+        )
+    return (
+        f"`runbook diagnose` queried {name} ({markdown(target['type'])}) through {servers} (from "
+        f"{markdown(target['servers_from'])}), ran the steps below concurrently, and read every answer and ICMP "
+        "error the kernel reported."
+    )
 
 
 def _tested(doc: Document, by_id: Mapping[str, Document]) -> list[str]:

@@ -84,7 +84,12 @@ def build(doc: Document) -> Group:
 
     packets = packet_log(doc)
     if packets:
-        parts.append(Text.assemble(("packet log", "heading"), (" (tcpdump notation, rebuilt from the probes)", "hint")))
+        how = (
+            " (as the capture shows it)"
+            if doc.get("command") == "analyze"
+            else " (tcpdump notation, rebuilt from the probes)"
+        )
+        parts.append(Text.assemble(("packet log", "heading"), (how, "hint")))
         # Never folded: a packet line is read, and copied, whole.
         parts.extend(Text("  " + terminal(line), style="packet", no_wrap=True, overflow="ignore") for line in packets)
 

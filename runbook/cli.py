@@ -378,6 +378,56 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 @app.command()
+def analyze(
+    file: Annotated[
+        str | None,
+        typer.Argument(help="A pcap or pcapng capture, or tcpdump's text output; - reads standard input."),
+    ] = None,
+    server: Annotated[
+        list[str] | None, typer.Option("--server", "-s", help="Only the traffic of this DNS server; repeatable.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="The name to diagnose (default: the one that failed most).")
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a query waits for its answer before it counts as unanswered (glibc's default timeout)."
+        ),
+    ] = 5.0,
+    live: Annotated[
+        str | None, typer.Option("--live", help="Capture on this interface (root) instead of reading a file.")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="With --live: seconds to capture.")] = 10.0,
+    explain: ExplainOpt = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    output: OutputOpt = None,
+    store: StoreOpt = None,
+    no_record: NoRecordOpt = False,
+) -> None:
+    """Diagnose from a capture, the way the incident's team read its tcpdump log: every query matched to its
+    answer, to the ICMP error that quotes it, or to nothing; the same verdicts as `diagnose`, the window of the
+    failures, and the signs of an attack as numbers. Exit codes as `diagnose`."""
+    from runbook import capture_input
+
+    if (file is None) == (live is None):
+        fail("give a FILE to analyse (or - for standard input), or --live INTERFACE (not both)")
+    if not 0 < wait <= 60:
+        fail(f"--wait {wait:g} is out of range: give more than 0 and at most 60 seconds")
+    try:
+        with capture_input.opened(file, live, duration) as (stream, label):
+            from runbook.analysis import analyze as analyze_capture
+
+            run = analyze_capture(stream, label, servers=server or (), qname=name, wait=wait, explain=explain)
+    except (InputError, OSError) as e:
+        fail(str(e))
+    doc = run.to_document()
+    emit([doc], fmt, output)
+    _record([doc], store, no_record)
+    raise typer.Exit(run.exit_code)
+
+
+@app.command()
 def history(
     name: Annotated[str | None, typer.Argument(help="Only the runs for this name.")] = None,
     since: Annotated[str | None, typer.Option(help="Only runs since: 30m, 6h, 2d, or a date (2026-11-25).")] = None,

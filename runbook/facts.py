@@ -294,7 +294,11 @@ class ServerFacts:
 
     @property
     def others(self) -> tuple[Reference, ...]:
-        return tuple(r for r in self.refs.resolvers if r.exchange.answered and r.exchange.answers)
+        return tuple(
+            r
+            for r in self.refs.resolvers
+            if r.exchange.answered and r.exchange.answers and r.server != self.server.label
+        )
 
     def _compare(self, refs: Sequence[Reference]) -> str:
         if not self.mine or not refs:

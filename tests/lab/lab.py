@@ -42,7 +42,18 @@ INTERCEPTED = "203.0.113.8"
 EXTRA_RESOLVERS = tuple(f"203.0.113.{30 + i}" for i in range(10))
 BIG_TXT = "big." + ZONE
 
-REQUIRED_TOOLS = ("ip", "nft", "iptables-legacy-restore", "unbound", "nsd", "knotd", "dnsmasq", "dig", "openssl")
+REQUIRED_TOOLS = (
+    "ip",
+    "nft",
+    "iptables-legacy-restore",
+    "unbound",
+    "nsd",
+    "knotd",
+    "dnsmasq",
+    "dig",
+    "openssl",
+    "tcpdump",
+)
 
 
 def missing_tools() -> list[str]:
@@ -545,6 +556,33 @@ class Lab:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    @contextlib.contextmanager
+    def capturing(self, path: Path, interface: str = "c0", *, text: bool = False) -> Iterator[None]:
+        """tcpdump in the client's namespace while the block runs: a pcap at ``path`` (``interface`` any:
+        Linux cooked), or with ``text`` its own ``-n`` output, as a user would paste it."""
+        args = ["ip", "netns", "exec", self.client, "tcpdump", "-Z", "root", "-i", interface, "-U", "-s", "0"]
+        if text:
+            args += ["-n", "-l"]
+        else:
+            args += ["-w", str(path)]
+        args += ["port", "53", "or", "icmp", "or", "icmp6"]
+        out = path.open("w") if text else subprocess.DEVNULL
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            proc.stderr.readline()  # "listening on ...": tcpdump is up; is it writing yet?
+            for _ in range(50):  # a ping to the router, until the capture shows it (a pcap header is 24 bytes)
+                self.ns(self.client, "ping", "-c", "1", "-W", "1", ROUTER_CLIENT_SIDE, check=False)
+                if path.exists() and path.stat().st_size > (0 if text else 24):
+                    break
+            yield
+            time.sleep(0.3)  # the last answers and ICMP errors reach the capture
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=10)
+            if text:
+                out.close()  # type: ignore[union-attr]
 
     @contextlib.contextmanager
     def serving(self, listen: str, *args: str) -> Iterator[subprocess.Popen[str]]:

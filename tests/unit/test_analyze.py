@@ -1,0 +1,162 @@
+"""`runbook analyze` on the seed's own kind of log (tcpdump text) and on captures written here: the pure
+parsing and matching; the lab's tests analyse captures tcpdump made while real daemons failed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+from pathlib import Path
+
+import dns.message
+import dns.rrset
+import dpkt
+import pytest
+
+from runbook.analysis import analyze
+from runbook.errors import InputError
+from tests.conftest import validate_document
+from tests.unit.test_cli import runbook
+
+SEED = """\
+13:24:32.192571 IP 198.51.100.15.52444 > 203.0.113.2.domain: 35084+ A? yummyrecipesforme.com. (24)
+13:24:36.098564 IP 203.0.113.2 > 198.51.100.15: ICMP 203.0.113.2 udp port domain unreachable length 254
+13:26:32.192571 IP 198.51.100.15.52444 > 203.0.113.2.domain: 35084+ A? yummyrecipesforme.com. (24)
+13:27:15.934126 IP 203.0.113.2 > 198.51.100.15: ICMP 203.0.113.2 udp port domain unreachable length 320
+13:28:32.192571 IP 198.51.100.15.52444 > 203.0.113.2.domain: 35084+ A? yummyrecipesforme.com. (24)
+13:28:50.022967 IP 203.0.113.2 > 198.51.100.15: ICMP 203.0.113.2 udp port domain unreachable length 150
+"""
+
+
+def run_of(data: bytes, **options: object) -> dict:  # type: ignore[type-arg]
+    run = analyze(io.BufferedReader(io.BytesIO(data)), "capture", **options)  # type: ignore[arg-type]
+    return validate_document(run.to_document())
+
+
+def test_the_seeds_tcpdump_log_is_the_seeds_verdict_with_its_query_id_and_window() -> None:
+    doc = run_of(SEED.encode())
+    v = doc["verdict"]
+    assert v["code"] == "dns-service-down" and doc["exit_code"] == 2
+    assert "query id 35084" in v["summary"] and "between 13:24:32 and 13:28:32" in v["summary"]
+    udp = next(f for f in doc["findings"] if f["step"] == "udp53")
+    # The lines are the log's own, quoted whole.
+    assert udp["evidence"]["packets"][0] == SEED.splitlines()[0]
+
+
+def test_verbose_tcpdump_text_is_read_too() -> None:
+    verbose = (
+        "13:24:32.192571 IP (tos 0x0, ttl 64, id 1, offset 0, flags [DF], proto UDP (17), length 52)\n"
+        "    198.51.100.15.52444 > 203.0.113.2.53: 35084+ A? yummyrecipesforme.com. (24)\n"
+        "13:24:32.193000 IP (tos 0x0, ttl 64, id 2, offset 0, flags [none], proto UDP (17), length 68)\n"
+        "    203.0.113.2.53 > 198.51.100.15.52444: 35084* NXDomain 0/1/0 (40)\n"
+    )
+    doc = run_of(verbose.encode())
+    udp = next(f for f in doc["findings"] if f["step"] == "udp53")
+    assert udp["evidence"]["attempts"][0]["rcode"] == "NXDOMAIN"
+
+
+def _frame(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    udp.ulen = len(udp)
+    ip = dpkt.ip.IP(src=bytes(map(int, src.split("."))), dst=bytes(map(int, dst.split("."))), p=17, data=udp)
+    ip.len = len(ip)
+    return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6, type=0x0800, data=ip))
+
+
+def _pcap(frames: list[tuple[float, bytes]], ng: bool = False) -> bytes:
+    out = io.BytesIO()
+    writer = dpkt.pcapng.Writer(out) if ng else dpkt.pcap.Writer(out)
+    for ts, frame in frames:
+        writer.writepkt(frame, ts)
+    return out.getvalue()
+
+
+def _exchange(name: str, address: str, qid: int = 4242) -> list[tuple[float, bytes]]:
+    q = dns.message.make_query(name, "A")
+    q.id = qid
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text(name, 60, "IN", "A", address))
+    return [
+        (1700000000.0, _frame("198.51.100.15", "203.0.113.2", 40000, 53, q.to_wire())),
+        (1700000000.001, _frame("203.0.113.2", "198.51.100.15", 53, 40000, r.to_wire())),
+    ]
+
+
+@pytest.mark.parametrize("ng", [False, True], ids=["pcap", "pcapng"])
+def test_an_answered_query_in_a_capture_is_healthy_but_unverified(ng: bool) -> None:
+    doc = run_of(_pcap(_exchange("yummyrecipesforme.com.", "203.0.113.22"), ng=ng))
+    assert doc["verdict"]["code"] == "healthy" and doc["verdict"]["verified"] is False
+    assert doc["findings"][0]["evidence"]["format"] == ("pcapng" if ng else "pcap")
+
+
+def test_hostile_names_are_escaped_in_every_format(tmp_path: Path) -> None:
+    name = "\x1b[31mred\x1b[0m.example."
+    path = tmp_path / "hostile.pcap"
+    path.write_bytes(_pcap(_exchange(name, "203.0.113.22")))
+    for fmt in ("text", "markdown", "json", "junit"):
+        proc = runbook("analyze", str(path), "--format", fmt, "--no-record")
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b[31m" not in proc.stdout, fmt
+
+
+def test_a_truncated_capture_is_analysed_up_to_the_damage_with_a_warning() -> None:
+    whole = _pcap(_exchange("yummyrecipesforme.com.", "203.0.113.22") * 3)
+    doc = run_of(whole[:-20])
+    capture = doc["findings"][0]
+    assert capture["status"] == "warning" and "damaged" in capture["summary"]
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"hello, this is a text file of something else\n" * 3, "not a capture"),
+        (
+            b"\xd4\xc3\xb2\xa1" + b"\x02\x00\x04\x00" + b"\x00" * 8 + b"\xff\xff\x00\x00" + b"\x99\x00\x00\x00",
+            "link type",
+        ),
+        (b"\x00\x01\x02\x03" * 50, "not a capture"),
+    ],
+    ids=["empty", "text", "link type", "binary"],
+)
+def test_bad_input_is_one_line_and_exit_3(tmp_path: Path, data: bytes, words: str) -> None:
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    proc = runbook("analyze", str(path), "--no-record")
+    assert proc.returncode == 3, proc.stdout
+    assert words in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_fuzzed_captures_never_crash() -> None:
+    rng = random.Random(7)
+    whole = _pcap(_exchange("yummyrecipesforme.com.", "203.0.113.22") * 5)
+    for _ in range(200):
+        data = bytearray(whole)
+        for _ in range(rng.randint(1, 30)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        data = data[: rng.randrange(len(data) + 1)]
+        with contextlib.suppress(InputError):
+            run_of(bytes(data))
+
+
+def test_a_live_capture_needs_root_and_a_real_interface() -> None:
+    """An ordinary user is told a live capture needs root; root, on an interface that does not exist, gets
+    tcpdump's own reason. One line and exit 3 either way, and nothing is sent."""
+    proc = runbook("analyze", "--live", "rbk-no-such-if", "--duration", "1", "--no-record")
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+    if os.geteuid() != 0:
+        assert "needs root" in proc.stderr
+    else:
+        assert "rbk-no-such-if" in proc.stderr or "needs tcpdump" in proc.stderr
+
+
+def test_the_run_is_recorded_as_an_analyze_run(tmp_path: Path) -> None:
+    path = tmp_path / "seed.txt"
+    path.write_text(SEED)
+    store = str(tmp_path / "runs.db")
+    assert runbook("analyze", str(path), "--store", store).returncode == 2
+    history = json.loads(runbook("history", "--store", store, "--format", "json").stdout)
+    rows = history if isinstance(history, list) else history.get("runs", [])
+    assert rows and rows[0].get("command") == "analyze"
