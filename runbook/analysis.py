@@ -21,7 +21,7 @@ from runbook import __version__
 from runbook.config import DEFAULTS, parse_name, parse_server
 from runbook.diagnosis import diagnose
 from runbook.errors import InputError
-from runbook.model import Finding, Run, Server, Status, StepResult, Target, Verdict, worst
+from runbook.model import Finding, Run, Server, Status, Target, Verdict, steps_of
 
 STEPS = (
     ("capture", "The capture"),
@@ -61,18 +61,7 @@ def analyze(
     findings = _findings(source, analyzer, target, chosen, name)
     verdict = diagnose(target, chosen, findings, explain=explain)
     verdict = _with_window(verdict, analyzer, chosen)
-    steps = tuple(
-        StepResult(
-            sid,
-            title,
-            worst([f.status for f in fs], default=Status.SKIPPED),
-            tuple(fs),
-            0.0,
-            None if fs else "nothing of this kind in the capture",
-        )
-        for sid, title in STEPS
-        for fs in [[f for f in findings if f.step == sid]]
-    )
+    steps = steps_of(STEPS, findings, "nothing of this kind in the capture")
     return Run(
         run_id=_run_id(started_wall),
         tool_version=__version__,

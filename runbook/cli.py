@@ -96,6 +96,7 @@ WebOpt = Annotated[
         "(site-unreachable-dns-ok). Without it, the web step reports what it saw and raises no alarm.",
     ),
 ]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
 ExplainOpt = Annotated[
     bool,
     typer.Option(
@@ -218,7 +219,7 @@ def diagnose(
     max_loss: LossOpt = DEFAULTS.max_loss,
     max_rtt: RttOpt = DEFAULTS.max_rtt,
     timeout: TimeoutOpt = DEFAULTS.timeout,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    fmt: FormatOpt = Format.text,
     output: OutputOpt = None,
     resolv_conf: ResolvOpt = DEFAULTS.resolv_conf,
     config_file: Annotated[
@@ -285,7 +286,7 @@ def _single(command: str) -> None:
         expect: ExpectOpt = None,
         timeout: TimeoutOpt = DEFAULTS.timeout,
         explain: ExplainOpt = False,
-        fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+        fmt: FormatOpt = Format.text,
         output: OutputOpt = None,
         resolv_conf: ResolvOpt = DEFAULTS.resolv_conf,
     ) -> None:
@@ -330,6 +331,14 @@ def _single(command: str) -> None:
 # The names of runbook.steps.SINGLE_STEPS, spelt out so that the CLI starts without importing the checks.
 for _command in ("resolve", "probe", "ping", "compare", "firewall", "hostconf", "web"):
     _single(_command)
+
+
+def _finish(run: Run, fmt: Format, output: Path | None, store: Path | None, no_record: bool) -> NoReturn:
+    """Render, record and exit with the run's code."""
+    doc = run.to_document()
+    emit([doc], fmt, output)
+    _record([doc], store, no_record)
+    raise typer.Exit(run.exit_code)
 
 
 def emit(docs: Sequence[Mapping[str, Any]], fmt: Format, output: Path | None) -> None:
@@ -400,7 +409,7 @@ def analyze(
     ] = None,
     duration: Annotated[float, typer.Option(help="With --live: seconds to capture.")] = 10.0,
     explain: ExplainOpt = False,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    fmt: FormatOpt = Format.text,
     output: OutputOpt = None,
     store: StoreOpt = None,
     no_record: NoRecordOpt = False,
@@ -421,10 +430,40 @@ def analyze(
             run = analyze_capture(stream, label, servers=server or (), qname=name, wait=wait, explain=explain)
     except (InputError, OSError) as e:
         fail(str(e))
-    doc = run.to_document()
-    emit([doc], fmt, output)
-    _record([doc], store, no_record)
-    raise typer.Exit(run.exit_code)
+    _finish(run, fmt, output, store, no_record)
+
+
+@app.command()
+def server(
+    address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--address",
+            "-a",
+            help="An address clients use to reach this server; repeatable. "
+            "Default: the non-loopback addresses a daemon listens on.",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="The DNS port.")] = 53,
+    window: Annotated[float, typer.Option(help="Seconds over which the load is measured.")] = 2.0,
+    explain: ExplainOpt = False,
+    fmt: FormatOpt = Format.text,
+    output: OutputOpt = None,
+    store: StoreOpt = None,
+    no_record: NoRecordOpt = False,
+) -> None:
+    """On the DNS server itself: is the daemon running, listening where clients reach it, configured
+    validly, let through by this host's firewall, not overloaded? Reads only. Exit codes as `diagnose`."""
+    from runbook import config, servercheck
+
+    try:
+        addresses = tuple(config.parse_server(a).host for a in address or ())
+        if not 0 < port < 65536:
+            raise InputError(f"--port {port} is out of range: give 1 to 65535")
+        run = servercheck.check(addresses, port, window, explain=explain)
+    except InputError as e:
+        fail(str(e))
+    _finish(run, fmt, output, store, no_record)
 
 
 @app.command()
@@ -660,7 +699,7 @@ def _watch(
 def demo(
     scenario: Annotated[str, typer.Argument(help="What to reproduce (see --list).")] = "incident",
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios, one line each.")] = False,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format.text,
+    fmt: FormatOpt = Format.text,
     output: OutputOpt = None,
     timeout: TimeoutOpt = DEFAULTS.timeout,
 ) -> None:

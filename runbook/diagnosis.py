@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from runbook.evidence import Hosts, References, Site, gather
-from runbook.facts import RunFacts, ServerFacts, dns_values
+from runbook.facts import HostFacts, RunFacts, ServerFacts, dns_values
 from runbook.hostfiles import ResolvConf
 from runbook.model import Finding, Server, Status, StepResult, Target, Verdict, VerdictCode, worst
 from runbook.rules import PRECEDENCE, RANK, RULES, STATUS, Condition, Rule
@@ -103,13 +103,13 @@ def _check(rule: Rule, facts: object, server: str | None, considered: bool) -> R
     return RuleCheck(rule.id, rule.code.value, server, matched, considered, needs, unless)
 
 
-def _match(rule: Rule, facts: ServerFacts | RunFacts, server: Server | None, ids: tuple[str, ...]) -> Match:
+def _match(rule: Rule, facts: ServerFacts | RunFacts | HostFacts, server: Server | None, ids: tuple[str, ...]) -> Match:
     return Match(rule, server, rule.confidence(facts), rule.explain(facts), rule.steps(facts), ids)
 
 
 def _apply(
     scope: str,
-    facts: ServerFacts | RunFacts,
+    facts: ServerFacts | RunFacts | HostFacts,
     server: Server | None,
     ids: tuple[str, ...],
     explain: list[RuleCheck] | None,
@@ -360,3 +360,28 @@ def interrupted_verdict(results: Sequence[StepResult], after_s: float) -> Verdic
         tuple(f.id for r in results for f in r.findings),
         ("Run it again to the end for a verdict",),
     )
+
+
+def diagnose_host(facts: HostFacts, finding_ids: Sequence[str], *, explain: bool = False) -> Verdict:
+    """The verdict of ``runbook server``: the host rules of the table, asked of the server's own evidence."""
+    checks: list[RuleCheck] | None = [] if explain else None
+    matches = _apply("host", facts, None, tuple(finding_ids), checks)
+    failing = [m for m in matches if m.code != HEALTHY]
+    primary = (failing or matches)[0]
+    also = [
+        {"code": m.code.value, "status": STATUS[m.code].value, "summary": m.summary}
+        for m in failing
+        if m.code != primary.code
+    ]
+    group = [m for m in failing if m.code == primary.code] or [primary]
+    verdict = Verdict(
+        primary.code.value,
+        STATUS[primary.code],
+        primary.confidence,
+        " ".join(dict.fromkeys(m.summary for m in group)),
+        tuple(finding_ids),
+        tuple(dict.fromkeys(step for m in group for step in m.next_steps)),
+        tuple(also),
+        servers={a: primary.code.value for a in facts.addresses},
+    )
+    return replace(verdict, explain=tuple(c.to_dict() for c in checks)) if checks is not None else verdict

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from runbook.answers import AGREE, DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
 from runbook.evidence import (
@@ -448,3 +449,94 @@ def dns_values(servers: Sequence[ServerFacts], refs: References, target: Target)
     for a in refs.answering_authorities:
         values |= resolve_chain(a.exchange.answers, target.name, target.rdtype).values
     return frozenset(values)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """The DNS server host, as ``runbook server`` saw it (checks.host's findings)."""
+
+    addresses: tuple[str, ...]
+    port: int
+    daemons: tuple[dict[str, Any], ...]
+    other_namespaces: tuple[dict[str, Any], ...]
+    units: tuple[dict[str, Any], ...]
+    udp: tuple[dict[str, Any], ...]
+    tcp: tuple[dict[str, Any], ...]
+    invalid_configs: tuple[dict[str, Any], ...]
+    load: dict[str, Any]
+    firewall_blocks: tuple[str, ...]
+    named: dict[str, tuple[str, ...]]
+    """address -> the running daemons whose command line or configuration names it."""
+
+    def listening(self, address: str, proto: str) -> list[dict[str, Any]]:
+        wild = ("0.0.0.0", "::") if ":" not in address else ("::",)
+        entries = self.udp if proto == "udp" else self.tcp
+        return [e for e in entries if e["address"] in (address, *wild)]
+
+    @property
+    def daemon_names(self) -> frozenset[str]:
+        return frozenset(d["name"] for d in self.daemons)
+
+    @property
+    def foreign(self) -> list[dict[str, Any]]:
+        """Listeners on the DNS port at the addresses that are not DNS daemons: the port is taken."""
+        from checks.host import DAEMONS
+
+        return [
+            e
+            for a in self.addresses
+            for proto in ("udp", "tcp")
+            for e in self.listening(a, proto)
+            if e.get("process") and e["process"] not in DAEMONS
+        ]
+
+    @property
+    def unserved(self) -> list[str]:
+        """The addresses where nothing listens on the port, by protocol (``203.0.113.2 udp``)."""
+        return [f"{a} {proto}" for a in self.addresses for proto in ("udp", "tcp") if not self.listening(a, proto)]
+
+    @property
+    def loopback_only(self) -> list[str]:
+        """Daemons that listen on the port on loopback only (not systemd-resolved: a local stub by design)."""
+        out = []
+        for d in self.daemons:
+            if d["name"] == "systemd-resolved":
+                continue
+            mine = [e["address"] for e in (*self.udp, *self.tcp) if e.get("pid") == d["pid"]]
+            if mine and all(a.startswith("127.") or a == "::1" for a in mine):
+                out.append(f"{d['name']} listens on {', '.join(sorted(set(mine)))} only")
+        return out
+
+    @property
+    def overload(self) -> list[str]:
+        reasons = []
+        udp = self.load.get("udp", {})
+        if udp.get("RcvbufErrors", 0) > 0:
+            reasons.append(
+                f"the kernel dropped {udp['RcvbufErrors']} UDP datagrams in {self.load.get('window_s')} s for a "
+                "full receive buffer (the daemon does not read fast enough)"
+            )
+        ct = self.load.get("conntrack", {})
+        if ct.get("count") is not None and ct.get("max") and ct["count"] > 0.9 * ct["max"]:
+            reasons.append(f"the conntrack table is {ct['count']}/{ct['max']} full: new flows are dropped")
+        for name, cpu in self.load.get("cpu_percent", {}).items():
+            if cpu >= 90:
+                reasons.append(f"{name} uses {cpu:.0f}% of a CPU")
+        for d in self.daemons:
+            if d.get("fds") and d.get("fd_limit") and d["fds"] > 0.9 * d["fd_limit"]:
+                reasons.append(f"{d['name']} has {d['fds']} of its {d['fd_limit']} open files")
+        return reasons
+
+    @property
+    def failed_units(self) -> list[str]:
+        return [
+            f"{u.get('Id')} {u.get('ActiveState')} (result {u.get('Result')}, exit status {u.get('ExecMainStatus')})"
+            for u in self.units
+            if u.get("ActiveState") in ("failed", "inactive") and u.get("Result") != "success"
+        ]
+
+    def seen(self) -> str:
+        return (
+            f"daemons: {', '.join(sorted(self.daemon_names)) or 'none'}; unserved: {', '.join(self.unserved) or 'none'}"
+            f"; invalid configs: {len(self.invalid_configs)}; firewall blocks: {len(self.firewall_blocks)}"
+        )

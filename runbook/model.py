@@ -77,6 +77,12 @@ class VerdictCode(StrEnum):
     DEGRADED = "dns-degraded"
     SITE_DOWN = "site-unreachable-dns-ok"
     NO_RESOLVER = "no-resolver-configured"
+    DAEMON_NOT_RUNNING = "daemon-not-running"
+    DAEMON_NOT_LISTENING = "daemon-not-listening"
+    PORT_TAKEN = "port-53-taken"
+    CONFIG_INVALID = "daemon-config-invalid"
+    SERVER_FIREWALL = "server-firewall-blocks-dns"
+    OVERLOADED = "server-overloaded"
     INCONCLUSIVE = "inconclusive"
     STEP_RESULT = "step-result"
     """One step's command (``runbook ping``...) whose evidence supports no diagnosis: its status is the step's."""
@@ -272,6 +278,24 @@ class Run:
             "verdict": self.verdict.to_dict(),
             "exit_code": self.exit_code,
         }
+
+
+def steps_of(spec: Sequence[tuple[str, str]], findings: Sequence[Finding], empty: str) -> tuple[StepResult, ...]:
+    """Steps made from findings by their step id (``runbook analyze`` and ``runbook server`` gather evidence
+    in one pass rather than by steps): each step's status is its worst finding's; one without findings is
+    skipped, saying ``empty``."""
+    return tuple(
+        StepResult(
+            sid,
+            title,
+            worst([f.status for f in mine], default=Status.SKIPPED),
+            tuple(mine),
+            0.0,
+            None if mine else empty,
+        )
+        for sid, title in spec
+        for mine in [[f for f in findings if f.step == sid]]
+    )
 
 
 _EXIT_SEVERITY = {0: 0, 1: 1, 3: 2, 2: 3, 130: 4}

@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 from runbook.answers import DISAGREE
 from runbook.evidence import HOST_UNREACHABLE, PORT_UNREACHABLE, PROHIBITED
-from runbook.facts import DAEMON_UNITS, RunFacts, ServerFacts, answer_words, tcp_words
+from runbook.facts import DAEMON_UNITS, HostFacts, RunFacts, ServerFacts, answer_words, tcp_words
 from runbook.model import Status, VerdictCode
 
 C = VerdictCode
-Scope = Literal["server", "run"]
+Scope = Literal["server", "run", "host"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,24 @@ def run_rule(
 ) -> Rule:
     conf = confidence if callable(confidence) else (lambda _f, c=confidence: c)
     return Rule(id, code, status, "run", needs, (), conf, explain, steps, cites=cites)
+
+
+def host_rule(
+    id: str,
+    code: VerdictCode,
+    status: Status,
+    *,
+    needs: tuple[Condition, ...],
+    explain: Callable[[HostFacts], str],
+    steps: Callable[[HostFacts], tuple[str, ...]],
+    fallback: bool = False,
+) -> Rule:
+    """A rule of ``runbook server``: asked of the server host's own evidence."""
+    return Rule(id, code, status, "host", needs, (), lambda _f: "high", explain, steps, fallback, cites=lambda _f: ())
+
+
+def on_host(text: str, test: Callable[[HostFacts], object]) -> Condition:
+    return Condition(text, test)
 
 
 def _with_authority_claim(explain: Callable[[ServerFacts], str]) -> Callable[[ServerFacts], str]:
@@ -274,9 +292,19 @@ def _service_down_tcp(f: ServerFacts) -> str:
     )
 
 
+def _server_check(f: ServerFacts) -> str:
+    """The other half of the incident: the command that, run on the server, names the cause."""
+    port = "" if f.server.port == 53 else f" --port {f.server.port}"
+    return (
+        f"On {f.server.host}: `runbook server --address {f.server.host}{port}` checks the daemon, what listens on "
+        f"port {f.server.port}, its configuration, the server's own firewall and its load, and names the cause"
+    )
+
+
 def _service_down_steps(f: ServerFacts) -> tuple[str, ...]:
     h, p = f.server.host, f.server.port
     steps = [
+        _server_check(f),
         f"On {h}: is the DNS daemon running? `systemctl status unbound named bind9 knot nsd dnsmasq` "
         f"(whichever serves DNS there), and its log: `journalctl --since '-15 min' {DAEMON_UNITS}`",
         f"On {h}: what listens on port {p}? `ss -lnup 'sport = :{p}'` and `ss -lntp 'sport = :{p}'`",
@@ -330,6 +358,7 @@ def _hung(f: ServerFacts) -> str:
 def _hung_steps(f: ServerFacts) -> tuple[str, ...]:
     h, p = f.server.host, f.server.port
     return (
+        _server_check(f),
         f"On {h}: look at the DNS daemon's load and log (`top`, `journalctl --since '-15 min' {DAEMON_UNITS}`), "
         f"and at the query rate (`tcpdump -ni any -c 1000 port {p}`); restart it if it is hung",
         f"On {h} and the firewalls in between: look for drop rules on udp dport {p}",
@@ -350,6 +379,7 @@ def _filtered(f: ServerFacts) -> str:
 def _filtered_steps(f: ServerFacts) -> tuple[str, ...]:
     h, p = f.server.host, f.server.port
     return (
+        _server_check(f),
         f"On {h} and on the firewalls in between: look for drop rules on udp/tcp dport {p} "
         "(`nft list ruleset`, `iptables -S`, cloud security groups)",
         f"Find where the packets stop: `traceroute -U -p {p} -n {h}`; on {h}, "
@@ -898,6 +928,132 @@ RULES: tuple[Rule, ...] = (
             f"every authoritative server ({f.dig_auth})",
         ),
     ),
+    host_rule(
+        "config-invalid",
+        C.CONFIG_INVALID,
+        CRIT,
+        needs=(
+            on_host(
+                "a daemon's own checker rejects its configuration",
+                lambda h: "; ".join(f"{c['daemon']}: {c['config']}" for c in h.invalid_configs),
+            ),
+        ),
+        explain=lambda h: (
+            "The DNS daemon's configuration is invalid, which keeps it from starting or from serving: "
+            + "; ".join(f"`{' '.join(c['checker'])}` says: {(c['output'] or ['?'])[0]}" for c in h.invalid_configs)
+        ),
+        steps=lambda h: tuple(
+            f"Fix the line the checker names in {c['config']}, then check it again: `{' '.join(c['checker'])}`, and "
+            f"restart {c['daemon']}"
+            for c in h.invalid_configs
+        ),
+    ),
+    host_rule(
+        "port-taken",
+        C.PORT_TAKEN,
+        CRIT,
+        needs=(
+            on_host(
+                "another process holds the DNS port at the address",
+                lambda h: ", ".join(f"{e['process']} (pid {e['pid']}) on {e['address']}" for e in h.foreign),
+            ),
+        ),
+        explain=lambda h: (
+            f"Port {h.port} at {', '.join(h.addresses)} is held by another program: "
+            + ", ".join(f"{e['process']} (pid {e['pid']}) on {e['address']}" for e in h.foreign)
+            + ": the DNS daemon cannot bind it"
+        ),
+        steps=lambda h: (
+            f"Free the port: stop the program that holds it (`ss -lnup 'sport = :{h.port}'`, `ss -lntp 'sport = "
+            f":{h.port}'` show it; `kill` its pid or disable its service), then start the DNS daemon",
+        ),
+    ),
+    host_rule(
+        "not-listening",
+        C.DAEMON_NOT_LISTENING,
+        CRIT,
+        needs=(
+            on_host("a DNS daemon runs", lambda h: ", ".join(sorted(h.daemon_names))),
+            on_host(
+                "the address is not served on UDP or TCP, and a running daemon is meant to serve it (it names "
+                "the address, or listens on loopback only)",
+                lambda h: h.unserved and (any(h.named.values()) or h.loopback_only) and ", ".join(h.unserved),
+            ),
+        ),
+        explain=lambda h: (
+            f"The DNS daemon runs but does not listen where clients reach it: nothing serves "
+            f"{', '.join(h.unserved)} on port {h.port}" + (f"; {'; '.join(h.loopback_only)}" if h.loopback_only else "")
+        ),
+        steps=lambda h: (
+            "Fix the daemon's listen addresses (unbound `interface:`, BIND `listen-on`, knot `listen:`, nsd "
+            f"`ip-address:`, dnsmasq `--listen-address`) to include {', '.join(h.addresses)}, then restart it",
+            f"Check: `ss -lnup 'sport = :{h.port}'` and `ss -lntp 'sport = :{h.port}'`",
+        ),
+    ),
+    host_rule(
+        "not-running",
+        C.DAEMON_NOT_RUNNING,
+        CRIT,
+        needs=(
+            on_host(
+                "nothing listens on the port at the address",
+                lambda h: h.addresses and all(not h.listening(a, p) for a in h.addresses for p in ("udp", "tcp")),
+            ),
+            on_host(
+                "no running DNS daemon is meant to serve the address",
+                lambda h: not any(h.named.values()) and not h.loopback_only,
+            ),
+        ),
+        explain=lambda h: (
+            f"No DNS daemon serves {', '.join(h.addresses)} on port {h.port}: it is not running"
+            + (f" ({'; '.join(h.failed_units)})" if h.failed_units else "")
+            + (f"; running here: {', '.join(sorted(h.daemon_names))}, for other addresses" if h.daemon_names else "")
+            + (
+                f"; {len(h.other_namespaces)} DNS daemon(s) run in other network namespaces (containers), which do not "
+                "serve this host's addresses"
+                if h.other_namespaces
+                else ""
+            )
+        ),
+        steps=lambda h: (
+            "Start the DNS daemon and read why it stopped: `systemctl status unbound named bind9 knot nsd dnsmasq`, "
+            f"`journalctl --since '-1 h' {DAEMON_UNITS}` (an OOM kill, a crash, a changed configuration?)",
+            "Before restarting, look for a flood of queries (a DDoS) in the log and the query rate",
+        ),
+    ),
+    host_rule(
+        "server-firewall",
+        C.SERVER_FIREWALL,
+        CRIT,
+        needs=(
+            on_host(
+                "this host's firewall stops DNS coming in or its answers going out",
+                lambda h: "; ".join(h.firewall_blocks),
+            ),
+        ),
+        explain=lambda h: "The server's own firewall blocks DNS: " + "; ".join(h.firewall_blocks),
+        steps=lambda h: (
+            f"Let udp and tcp port {h.port} in, and the answers out, on this host (`nft -a list ruleset`, "
+            "`iptables-save`): the deciding rule is quoted above",
+        ),
+    ),
+    host_rule(
+        "overloaded",
+        C.OVERLOADED,
+        CRIT,
+        needs=(on_host("the kernel or the daemon shows overload", lambda h: "; ".join(h.overload)),),
+        explain=lambda h: (
+            "The DNS server is overloaded: "
+            + "; ".join(h.overload)
+            + f" ({h.load.get('udp_in_per_s', 0):.0f} UDP datagrams/s in)"
+        ),
+        steps=lambda h: (
+            f"Find who sends the load: `tcpdump -ni any -c 10000 udp port {h.port}` (or `runbook analyze --live "
+            "IFACE`): a flood from few sources, random subdomains, ANY queries?",
+            "Raise the receive buffer (`net.core.rmem_max`, unbound `so-rcvbuf`), add threads, rate-limit (unbound "
+            "`ratelimit`, BIND `rate-limit`)",
+        ),
+    ),
     run_rule(
         "site-down",
         C.SITE_DOWN,
@@ -1010,6 +1166,34 @@ RULES: tuple[Rule, ...] = (
             f"{f.icmp.name if f.icmp else ''} from {f.icmp.offender if f.icmp else ''}, which fits no known pattern"
         ),
         steps=lambda f: ("Capture the exchange: `tcpdump -ni any 'port 53 or icmp or icmp6'`",),
+    ),
+    host_rule(
+        "host-healthy",
+        C.HEALTHY,
+        OK,
+        needs=(
+            on_host("a DNS daemon runs", lambda h: ", ".join(sorted(h.daemon_names))),
+            on_host("it listens on UDP and TCP at every address", lambda h: not h.unserved),
+        ),
+        explain=lambda h: (
+            f"{', '.join(sorted(h.daemon_names))} runs and listens on port {h.port} at "
+            f"{', '.join(h.addresses)} over UDP and TCP; its configuration checks out, nothing stops DNS in this "
+            "host's firewall, and the kernel shows no overload"
+        ),
+        steps=lambda h: (
+            "Nothing to fix on this server. If clients still fail, diagnose from a client: "
+            "`runbook diagnose NAME --server` with this server's address",
+        ),
+        fallback=True,
+    ),
+    host_rule(
+        "host-no-pattern",
+        C.INCONCLUSIVE,
+        UNK,
+        needs=(),
+        explain=lambda h: f"The server's evidence fits no known pattern ({h.seen()})",
+        steps=lambda h: ("Read the findings above",),
+        fallback=True,
     ),
     server_rule(
         "healthy",

@@ -425,6 +425,15 @@ class Lab:
     def stop(self, name: str) -> None:
         self.daemons[name].stop()
 
+    def wait_answering_at(self, address: str, timeout: float = 15) -> None:
+        """Until something answers DNS (any rcode) at ``address`` in the server's namespace."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.ns(self.dns, "dig", "+time=1", "+tries=1", f"@{address}", ".", "SOA", check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"nothing answers DNS at {address} after {timeout} s")
+
     def wait_answering(self, name: str, timeout: float = 15) -> None:
         """Until the daemon answers a query for the lab zone (asked from a namespace that reaches it)."""
         end = time.monotonic() + timeout
@@ -555,6 +564,16 @@ class Lab:
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
+        )
+
+    def runbook_on_server(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``runbook ...`` run on the DNS server host (its namespace), as an administrator there would."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.dns, sys.executable, "-m", "runbook", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     @contextlib.contextmanager

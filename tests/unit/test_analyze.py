@@ -160,3 +160,18 @@ def test_the_run_is_recorded_as_an_analyze_run(tmp_path: Path) -> None:
     history = json.loads(runbook("history", "--store", store, "--format", "json").stdout)
     rows = history if isinstance(history, list) else history.get("runs", [])
     assert rows and rows[0].get("command") == "analyze"
+
+
+def test_runbook_server_where_nothing_serves_the_port() -> None:
+    """On this machine, a port nothing listens on: the daemon is not running there; one line per finding,
+    a valid document, and nothing sent anywhere (it only reads this host)."""
+    from tests.unit.dnsserver import closed_port
+
+    port = closed_port()
+    proc = runbook(
+        "server", "--address", "127.0.0.1", "--port", str(port), "--window", "0.2", "--format", "json", "--no-record"
+    )
+    doc = validate_document(json.loads(proc.stdout))
+    assert doc["command"] == "server"
+    assert doc["verdict"]["code"] in ("daemon-not-running", "daemon-not-listening"), doc["verdict"]
+    assert proc.returncode == 2

@@ -14,6 +14,7 @@ import pytest
 
 from reports.prometheus import CODES
 from runbook import diagnosis as d
+from runbook.facts import HostFacts
 from runbook.model import Finding, Server, Status, VerdictCode
 from runbook.rules import RULES
 from runbook.schema import run_schema
@@ -216,13 +217,70 @@ CASES: dict[str, tuple[Case, Case]] = {
 }
 
 
-def explained(case: Case, rule: str) -> Mapping[str, Any]:
-    v = d.diagnose(TARGET, case.servers, case.findings, explain=True, **case.options)
+A = "203.0.113.2"
+UNBOUND = {"name": "unbound", "pid": 10, "cmdline": ["unbound", "-d"], "config": None, "fds": 20, "fd_limit": 1024}
+
+
+def host(**changes: Any) -> HostFacts:
+    """A healthy server's facts, with ``changes``."""
+    base: dict[str, Any] = {
+        "addresses": (A,),
+        "port": 53,
+        "daemons": (UNBOUND,),
+        "other_namespaces": (),
+        "units": (),
+        "udp": ({"address": A, "pid": 10, "process": "unbound"},),
+        "tcp": ({"address": A, "pid": 10, "process": "unbound"},),
+        "invalid_configs": (),
+        "load": {"window_s": 2, "udp": {"RcvbufErrors": 0}, "conntrack": {}, "cpu_percent": {}},
+        "firewall_blocks": (),
+        "named": {A: ("unbound",)},
+    }
+    return HostFacts(**(base | changes))
+
+
+LOOPBACK = {
+    "udp": ({"address": "127.0.0.1", "pid": 10, "process": "unbound"},),
+    "tcp": ({"address": "127.0.0.1", "pid": 10, "process": "unbound"},),
+    "named": {A: ()},
+}
+HOST_CASES: dict[str, tuple[HostFacts, HostFacts]] = {
+    "config-invalid": (
+        host(
+            invalid_configs=(
+                {
+                    "daemon": "unbound",
+                    "config": "/etc/unbound/unbound.conf",
+                    "checker": ["unbound-checkconf"],
+                    "output": ["syntax error"],
+                },
+            )
+        ),
+        host(),
+    ),
+    "port-taken": (host(udp=({"address": A, "pid": 5, "process": "python3"},)), host()),
+    "not-listening": (host(**LOOPBACK), host(**LOOPBACK, daemons=())),
+    "not-running": (host(daemons=(), udp=(), tcp=(), named={A: ()}), host(**LOOPBACK)),
+    "server-firewall": (host(firewall_blocks=("UDP query in: drop",)), host()),
+    "overloaded": (
+        host(load={"window_s": 2, "udp": {"RcvbufErrors": 400}, "conntrack": {}, "cpu_percent": {}}),
+        host(),
+    ),
+    "host-healthy": (host(), host(tcp=())),
+    "host-no-pattern": (host(daemons=(), named={A: ()}), host()),
+}
+
+
+def explained(case: Case | HostFacts, rule: str) -> Mapping[str, Any]:
+    if isinstance(case, HostFacts):
+        v = d.diagnose_host(case, [], explain=True)
+    else:
+        v = d.diagnose(TARGET, case.servers, case.findings, explain=True, **case.options)
     return next(e for e in v.explain if e["rule"] == rule)
 
 
 def test_every_rule_has_cases_and_every_code_a_rule() -> None:
-    assert set(CASES) == {r.id for r in RULES}
+    assert set(CASES) | set(HOST_CASES) == {r.id for r in RULES}
     assert len({r.id for r in RULES}) == len(RULES)
     # step-result is no diagnosis: it is one step's command whose evidence supports none.
     assert {r.code for r in RULES} == set(VerdictCode) - {VerdictCode.STEP_RESULT}
@@ -230,7 +288,7 @@ def test_every_rule_has_cases_and_every_code_a_rule() -> None:
 
 @pytest.mark.parametrize("rule", [r.id for r in RULES])
 def test_the_rule_matches_its_evidence_and_not_the_contradicting_one(rule: str) -> None:
-    matching, contradicting = CASES[rule]
+    matching, contradicting = CASES[rule] if rule in CASES else HOST_CASES[rule]
     hit = explained(matching, rule)
     assert hit["matched"], hit
     assert all(t["holds"] for t in hit["needs"]) and not any(t["holds"] for t in hit["unless"])
@@ -303,7 +361,7 @@ def test_explain_in_text_and_json_from_the_command_line() -> None:
     validate_document(doc)
     rules = {(e["rule"], e["server"]): e for e in doc["verdict"]["explain"]}
     assert rules[("service-down", f"127.0.0.1:{port}")]["matched"]
-    assert {r.id for r in RULES} == {rule for rule, _ in rules}
+    assert {r.id for r in RULES if r.scope != "host"} == {rule for rule, _ in rules}
 
 
 def test_a_resolver_claiming_authority_for_a_zone_served_elsewhere_is_said() -> None:

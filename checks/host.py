@@ -1,0 +1,331 @@
+"""``runbook server``: the evidence on the DNS server itself. Reads only; changes nothing.
+
+The DNS daemons running in this host's network namespace (psutil; a process in another namespace, such as a
+container's, is not this server's daemon), their systemd units where systemd runs, who listens on the DNS
+port (UDP and TCP, which address, which process), each daemon's own configuration checker, the kernel's UDP
+receive errors and the conntrack table over a short window, the daemon's CPU, memory and open files against
+its limit, and the last errors of its log. Each is one finding; :mod:`runbook.rules` judges them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from runbook.model import Finding, Status
+
+# Process names of DNS servers -> (unit names, config option in the command line, checker, packaged config)
+DAEMONS: dict[str, dict[str, Any]] = {
+    "unbound": {
+        "units": ("unbound",),
+        "opt": ("-c",),
+        "check": ["unbound-checkconf", "{conf}"],
+        "conf": "/etc/unbound/unbound.conf",
+    },
+    "named": {
+        "units": ("named", "bind9"),
+        "opt": ("-c",),
+        "check": ["named-checkconf", "-z", "{conf}"],
+        "conf": "/etc/bind/named.conf",
+    },
+    "knotd": {
+        "units": ("knot",),
+        "opt": ("-c", "--config"),
+        "check": ["knotc", "-c", "{conf}", "conf-check"],
+        "conf": "/etc/knot/knot.conf",
+    },
+    "nsd": {"units": ("nsd",), "opt": ("-c",), "check": ["nsd-checkconf", "{conf}"], "conf": "/etc/nsd/nsd.conf"},
+    "dnsmasq": {
+        "units": ("dnsmasq",),
+        "opt": ("-C", "--conf-file"),
+        "check": ["dnsmasq", "--test", "--conf-file={conf}"],
+        "conf": "/etc/dnsmasq.conf",
+    },
+    "pdns_server": {"units": ("pdns",), "opt": (), "check": None, "conf": None},
+    "pdns_recursor": {"units": ("pdns-recursor",), "opt": (), "check": None, "conf": None},
+    "coredns": {"units": ("coredns",), "opt": ("-conf",), "check": None, "conf": None},
+    "systemd-resolved": {"units": ("systemd-resolved",), "opt": (), "check": None, "conf": None},
+}
+LOG_LINES = 10
+
+
+def _netns(pid: int | str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def daemons() -> Finding:
+    """The DNS daemons of this network namespace, with their load against their limits."""
+    import psutil
+
+    mine = _netns("self")
+    found: list[dict[str, Any]] = []
+    elsewhere: list[dict[str, Any]] = []
+    hidden = 0
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "username"]):
+        name = proc.info["name"] or ""
+        if name not in DAEMONS:
+            continue
+        if _netns(proc.pid) is None:
+            hidden += 1
+            continue
+        entry = _daemon_entry(proc, name)
+        (found if _netns(proc.pid) == mine else elsewhere).append(entry)
+    evidence = {"daemons": found, "other_namespaces": elsewhere, "unreadable": hidden}
+    if not found:
+        where = f"; {len(elsewhere)} in other network namespaces (containers), not this server's" if elsewhere else ""
+        return Finding("daemons/running", "daemons", Status.CRITICAL, f"no DNS daemon runs here{where}", evidence)
+    words = ", ".join(
+        f"{d['name']} (pid {d['pid']}, {d['cpu_percent']:.0f}% CPU, {d['fds']}/{d['fd_limit']} files)" for d in found
+    )
+    return Finding("daemons/running", "daemons", Status.OK, f"running: {words}", evidence)
+
+
+def _daemon_entry(proc: Any, name: str) -> dict[str, Any]:
+    import psutil
+
+    cmdline = proc.info["cmdline"] or []
+    entry: dict[str, Any] = {
+        "pid": proc.pid,
+        "name": name,
+        "cmdline": cmdline,
+        "user": proc.info["username"],
+        "config": config_of(name, cmdline),
+    }
+    with contextlib.suppress(psutil.Error, OSError):
+        entry["cpu_percent"] = proc.cpu_percent(interval=None)
+        entry["rss_mib"] = round(proc.memory_info().rss / 2**20, 1)
+        entry["fds"] = proc.num_fds()
+        entry["fd_limit"] = proc.rlimit(psutil.RLIMIT_NOFILE)[0]
+    entry.setdefault("cpu_percent", 0.0)
+    entry.setdefault("fds", None)
+    entry.setdefault("fd_limit", None)
+    return entry
+
+
+def config_of(name: str, cmdline: list[str]) -> str | None:
+    """The configuration file the process was started with (its command line), else the packaged one."""
+    spec = DAEMONS[name]
+    for i, arg in enumerate(cmdline):
+        for opt in spec["opt"]:
+            if arg == opt and i + 1 < len(cmdline):
+                return cmdline[i + 1]
+            if arg.startswith(opt + "="):
+                return arg.split("=", 1)[1]
+            if opt == "-c" and arg.startswith("-c") and len(arg) > 2:
+                return arg[2:]
+    return spec["conf"] if spec["conf"] and Path(spec["conf"]).exists() else None
+
+
+def units() -> Finding | None:
+    """The DNS daemons' systemd units, where systemd runs: active state, result, exit status, restarts."""
+    if not Path("/run/systemd/system").is_dir() or not shutil.which("systemctl"):
+        return None
+    names = [f"{u}.service" for spec in DAEMONS.values() for u in spec["units"]]
+    props = "Id,LoadState,ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,NRestarts"
+    out = _run(["systemctl", "show", f"--property={props}", *names], 5)
+    found = []
+    for block in out.get("stdout", "").split("\n\n"):
+        unit = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if unit.get("LoadState") == "loaded":
+            found.append(unit)
+    failed = [
+        u for u in found if u.get("ActiveState") in ("failed", "inactive") or u.get("Result") not in (None, "success")
+    ]
+    status = Status.WARNING if failed else Status.OK
+    words = (
+        "; ".join(
+            f"{u['Id']} {u.get('ActiveState')}/{u.get('SubState')} (result {u.get('Result')}, exit "
+            f"{u.get('ExecMainStatus')}, restarts {u.get('NRestarts')})"
+            for u in found
+        )
+        or "no DNS unit"
+    )
+    return Finding("daemons/units", "daemons", status, f"systemd: {words}", {"units": found})
+
+
+def listeners(port: int) -> Finding:
+    """Who listens on the DNS port in this namespace, by protocol, address and process."""
+    import psutil
+
+    udp: list[dict[str, Any]] = []
+    tcp: list[dict[str, Any]] = []
+    names: dict[int, str] = {}
+    for conn in psutil.net_connections(kind="inet"):
+        if not conn.laddr or conn.laddr.port != port:
+            continue
+        if conn.type == 2 and not conn.raddr:  # SOCK_DGRAM, not connected
+            bucket = udp
+        elif conn.type == 1 and conn.status == psutil.CONN_LISTEN:
+            bucket = tcp
+        else:
+            continue
+        pid = conn.pid
+        if pid is not None and pid not in names:
+            with contextlib.suppress(psutil.Error):
+                names[pid] = psutil.Process(pid).name()
+        bucket.append({"address": conn.laddr.ip, "pid": pid, "process": names.get(pid) if pid else None})
+    udp, tcp = _unique(udp), _unique(tcp)
+    evidence: dict[str, Any] = {"port": port, "udp": udp, "tcp": tcp}
+    if not udp and not tcp:
+        return Finding("listeners/port", "listeners", Status.CRITICAL, f"nothing listens on port {port}", evidence)
+    words = "; ".join(
+        f"{proto.upper()} " + ", ".join(f"{e['address']} ({e['process'] or 'pid ?'})" for e in lst)
+        for proto, lst in (("udp", udp), ("tcp", tcp))
+        if lst
+    )
+    return Finding("listeners/port", "listeners", Status.OK, f"port {port}: {words}", evidence)
+
+
+def _unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list({(e["address"], e["pid"]): e for e in entries}.values())
+
+
+def config_checks(running: list[dict[str, Any]], units: list[dict[str, Any]]) -> list[Finding]:
+    """Each daemon's own checker on the configuration it was started with. When none runs, the packaged
+    configuration of each daemon whose systemd unit failed or keeps restarting: an installed daemon that is
+    not meant to run (its unit inactive, or no systemd) says nothing about this outage."""
+    targets = {d["name"]: d.get("config") for d in running}
+    if not targets:
+        wanted = {
+            u["Id"].removesuffix(".service")
+            for u in units
+            if u.get("ActiveState") in ("failed", "activating") or u.get("Result") not in (None, "success")
+        }
+        targets = {
+            name: spec["conf"]
+            for name, spec in DAEMONS.items()
+            if spec["conf"] and Path(spec["conf"]).exists() and wanted & set(spec["units"])
+        }
+    out = []
+    for name, conf in targets.items():
+        check = DAEMONS[name]["check"]
+        if not check or not conf or not shutil.which(check[0]):
+            continue
+        argv = [part.format(conf=conf) for part in check]
+        result = _run(argv, 10)
+        text = (result.get("stdout", "") + result.get("stderr", "")).strip().splitlines()
+        evidence = {
+            "daemon": name,
+            "config": conf,
+            "checker": argv,
+            "exit": result.get("exit"),
+            "output": text[:LOG_LINES],
+        }
+        if result.get("exit") == 0:
+            out.append(
+                Finding(f"config/{name}", "config", Status.OK, f"{name}: {conf} checks out ({argv[0]})", evidence)
+            )
+        else:
+            first = next((line for line in text if line.strip()), "no output")
+            out.append(
+                Finding(f"config/{name}", "config", Status.CRITICAL, f"{name}: {conf} is invalid: {first}", evidence)
+            )
+    return out
+
+
+def _snmp_udp() -> dict[str, int]:
+    try:
+        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    except OSError:
+        return {}
+    return dict(zip(lines[0][1:], (int(v) for v in lines[1][1:]), strict=False)) if len(lines) >= 2 else {}
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def load(window: float, running: list[dict[str, Any]]) -> Finding:
+    """The kernel's UDP errors over ``window`` seconds, conntrack's use, the daemons' CPU over the window."""
+    import psutil
+
+    before = _snmp_udp()
+    procs = []
+    for d in running:
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(d["pid"])
+            p.cpu_percent(interval=None)
+            procs.append((d, p))
+    time.sleep(window)
+    after = _snmp_udp()
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("InDatagrams", "RcvbufErrors", "InErrors", "NoPorts")}
+    cpu = {}
+    for d, p in procs:
+        with contextlib.suppress(psutil.Error):
+            cpu[d["name"]] = p.cpu_percent(interval=None)
+    conntrack = {
+        "count": _read_int("/proc/sys/net/netfilter/nf_conntrack_count"),
+        "max": _read_int("/proc/sys/net/netfilter/nf_conntrack_max"),
+    }
+    rate = delta["InDatagrams"] / window
+    evidence = {
+        "window_s": window,
+        "udp": delta,
+        "udp_in_per_s": round(rate, 1),
+        "conntrack": conntrack,
+        "cpu_percent": cpu,
+    }
+    words = (
+        f"over {window:g} s: {rate:.0f} UDP datagrams/s in, {delta['RcvbufErrors']} receive-buffer errors, "
+        f"{delta['NoPorts']} to closed ports"
+    )
+    if conntrack["count"] is not None and conntrack["max"]:
+        words += f"; conntrack {conntrack['count']}/{conntrack['max']}"
+    if cpu:
+        words += "; CPU " + ", ".join(f"{n} {c:.0f}%" for n, c in cpu.items())
+    return Finding("load/kernel", "load", Status.OK, words, evidence)
+
+
+def logs(running: list[dict[str, Any]], unit_names: list[str]) -> Finding | None:
+    """The last warnings and errors of the DNS units' journal, a bounded number of lines."""
+    if not unit_names or not shutil.which("journalctl"):
+        return None
+    args = ["journalctl", "--no-pager", "-o", "short-iso", "-p", "warning", "-n", str(LOG_LINES), "--since", "-1h"]
+    for unit in unit_names:
+        args += ["-u", unit]
+    result = _run(args, 5)
+    lines = [line for line in result.get("stdout", "").splitlines() if line and not line.startswith("--")]
+    if not lines:
+        return None
+    return Finding(
+        "log/journal",
+        "log",
+        Status.WARNING,
+        f"{len(lines)} warnings and errors in the last hour: " + lines[-1],
+        {"lines": lines},
+    )
+
+
+def _run(argv: list[str], timeout: float) -> dict[str, Any]:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"exit": None, "stdout": "", "stderr": str(e)}
+    return {"exit": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def names_address(entry: dict[str, Any], address: str) -> bool:
+    """Does the daemon's command line or configuration name ``address``?"""
+    if any(address in arg for arg in entry.get("cmdline", [])):
+        return True
+    conf = entry.get("config")
+    if not conf:
+        return False
+    try:
+        return (
+            re.search(rf"(?<![\d.]){re.escape(address)}(?![\d.])", Path(conf).read_text(errors="replace")) is not None
+        )
+    except OSError:
+        return False

@@ -1,0 +1,134 @@
+"""``runbook server``: on the DNS server itself, the cause. Reads only; changes nothing on the server.
+
+Gathers :mod:`checks.host`'s evidence (the configuration checkers and this host's firewall run while the load
+is measured over ``window`` seconds), asks the host rules of the table (:mod:`runbook.rules`), and makes a run
+document of command ``server`` that reads with the client's as one incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from checks import host
+from runbook import __version__
+from runbook.config import DEFAULTS, Settings
+from runbook.diagnosis import diagnose_host
+from runbook.errors import InputError
+from runbook.facts import HostFacts
+from runbook.model import Finding, Run, Server, Status, Target, steps_of
+
+STEPS = (
+    ("daemons", "The DNS daemons of this host"),
+    ("listeners", "Who listens on the DNS port"),
+    ("config", "The daemons' own configuration checks"),
+    ("firewall", "This host's firewall for DNS coming in"),
+    ("load", "Load, and signs of an attack"),
+    ("log", "The daemons' recent errors"),
+)
+
+
+def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool = False) -> Run:
+    if not 0 < window <= 60:
+        raise InputError(f"--window {window:g} is out of range: give more than 0 and at most 60 seconds")
+    started_wall, started = time.time(), time.monotonic()
+    running = host.daemons()
+    listening = host.listeners(port)
+    daemons = list(running.evidence["daemons"])
+    addresses = addresses or _default_addresses(listening.evidence)
+    units = host.units()
+    unit_list = list(units.evidence.get("units", [])) if units else []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        configs = pool.submit(host.config_checks, daemons, unit_list)
+        walls = pool.submit(_firewall, addresses, port, max(1.0, window))
+        load = host.load(window, daemons)
+        findings = [running, *([units] if units else []), listening, *configs.result(), *walls.result(), load]
+    unit_ids = [u["Id"] for u in unit_list]
+    log = host.logs(daemons, unit_ids)
+    if log:
+        findings.append(log)
+    facts = _facts(addresses, port, findings, daemons)
+    verdict = diagnose_host(facts, [f.id for f in findings], explain=explain)
+    steps = steps_of(STEPS, findings, "nothing to report")
+    from runbook.engine import new_run_id
+
+    return Run(
+        run_id=new_run_id(started_wall),
+        tool_version=__version__,
+        target=Target(".", "this server"),
+        servers=tuple(Server(a, port) for a in addresses),
+        servers_from="runbook server (this host)",
+        started_at=started_wall,
+        duration_s=time.monotonic() - started,
+        steps=steps,
+        verdict=verdict,
+        options={"window_s": window, "port": port},
+        command="server",
+    )
+
+
+def _default_addresses(listening: Mapping[str, Any]) -> tuple[str, ...]:
+    """Without --address: the non-loopback addresses a daemon listens on, else this host's own."""
+    import psutil
+
+    seen = [e["address"] for e in (*listening["udp"], *listening["tcp"])]
+    found = [a for a in dict.fromkeys(seen) if not a.startswith("127.") and a not in ("::1", "0.0.0.0", "::")]
+    if found:
+        return tuple(found)
+    own = [
+        a.address
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family.name == "AF_INET" and not a.address.startswith("127.")
+    ]
+    if not own:
+        raise InputError("this host has no address but loopback: give the one clients use with --address")
+    return tuple(own[:1])
+
+
+def _firewall(addresses: tuple[str, ...], port: int, budget: float) -> list[Finding]:
+    """The existing evaluator, for a server on this host: the query coming in, the answer going out."""
+    from checks import firewall
+    from runbook.context import Context
+    from runbook.model import Target as T
+
+    settings = replace(Settings(T(".", ".")), timeout=budget)
+    servers = tuple(Server(a, port) for a in addresses)
+
+    async def run() -> list[Finding]:
+        ctx = Context("firewall", settings, servers, None, None, time.monotonic() + budget)
+        return await firewall.run(ctx)
+
+    try:
+        return asyncio.run(run())
+    except Exception as e:  # the firewall's evidence is optional: say why it is missing
+        return [Finding("firewall/error", "firewall", Status.UNKNOWN, f"the rules could not be read: {e}", {})]
+
+
+def _facts(addresses: tuple[str, ...], port: int, findings: list[Finding], daemons: list[dict[str, Any]]) -> HostFacts:
+    by_id = {f.id: f for f in findings}
+    listening = by_id["listeners/port"].evidence
+    blocks = []
+    for f in findings:
+        if f.step == "firewall" and f.status is Status.CRITICAL:
+            blocks.append(f.summary)
+    return HostFacts(
+        addresses=addresses,
+        port=port,
+        daemons=tuple(daemons),
+        other_namespaces=tuple(by_id["daemons/running"].evidence.get("other_namespaces", [])),
+        units=tuple(by_id["daemons/units"].evidence.get("units", [])) if "daemons/units" in by_id else (),
+        udp=tuple(listening["udp"]),
+        tcp=tuple(listening["tcp"]),
+        invalid_configs=tuple(dict(f.evidence) for f in findings if f.step == "config" and f.status is Status.CRITICAL),
+        load=dict(by_id["load/kernel"].evidence),
+        firewall_blocks=tuple(blocks),
+        named={a: tuple(d["name"] for d in daemons if host.names_address(d, a)) for a in addresses},
+    )
+
+
+__all__ = ["DEFAULTS", "check"]
