@@ -150,7 +150,7 @@ class Analyzer:
         elif p.proto == "tcp":
             self._tcp(p)
         elif p.dns is not None:
-            self._dns(p, p.dns, "udp")
+            self._dns(p, p.dns, "udp", p.dns_id)
         if len(self.pending) and next(iter(self.pending.values())).ts + self.wait < self.now:
             self._expire(self.now)
 
@@ -166,13 +166,13 @@ class Analyzer:
             stats = self.servers[key] = ServerStats(key)
         return stats
 
-    def _dns(self, p: Packet, m: DnsFacts, transport: str) -> None:
+    def _dns(self, p: Packet, m: DnsFacts, transport: str, qid: int) -> None:
         if not m.response and p.dport == 53:
-            self._query(p, m, transport)
+            self._query(p, m, transport, qid)
         elif m.response and p.sport == 53:
-            self._response(p, m, transport)
+            self._response(p, m, transport, qid)
 
-    def _query(self, p: Packet, m: DnsFacts, transport: str) -> None:
+    def _query(self, p: Packet, m: DnsFacts, transport: str, qid: int) -> None:
         t = self.traffic
         t.queries += 1
         if len(t.sources) < MAX_SOURCES or p.src in t.sources:
@@ -184,7 +184,7 @@ class Analyzer:
         self.asked.add((p.src, p.dst))
         if not self._wanted(p.dst, p.dport, m.qname):
             return
-        key = flow_key(p.src, p.sport, p.dst, p.dport, m.id, transport)
+        key = flow_key(p.src, p.sport, p.dst, p.dport, qid, transport)
         stats = self._stats(p.dst, p.dport)
         known = self.pending.get(key)
         if known is not None:
@@ -192,7 +192,7 @@ class Analyzer:
             stats.retransmits += 1
             return
         stats.queries += 1
-        self.pending[key] = Query(p.ts, p.src, p.sport, p.dst, p.dport, m.id, m.qname, m.qtype, transport, m.size, p)
+        self.pending[key] = Query(p.ts, p.src, p.sport, p.dst, p.dport, qid, m.qname, m.qtype, transport, m.size, p)
 
     def _count_name(self, qname: str) -> None:
         labels = qname.rstrip(".").split(".")
@@ -205,10 +205,10 @@ class Analyzer:
         elif labels[0].lower() not in names:
             self.traffic.names_overflow[parent] += 1
 
-    def _response(self, p: Packet, m: DnsFacts, transport: str) -> None:
+    def _response(self, p: Packet, m: DnsFacts, transport: str, qid: int) -> None:
         t = self.traffic
         t.responses += 1
-        key = flow_key(p.dst, p.dport, p.src, p.sport, m.id, transport)
+        key = flow_key(p.dst, p.dport, p.src, p.sport, qid, transport)
         q = self.pending.pop(key, None)
         if q is None:
             if (p.dst, p.src) not in self.asked:
@@ -228,17 +228,21 @@ class Analyzer:
             stats.rtts.append(rtt)
         if m.tc:
             stats.truncated += 1
-        answers = _records(m, q.qname)
         if m.rcode in ("SERVFAIL", "REFUSED"):
             stats.failed(q.ts, q.id)
-        seen = stats.answers.setdefault((q.qname.lower(), q.qtype), {"rcode": m.rcode, "answers": answers, "aa": m.aa})
-        seen.setdefault("count", 0)
+        name = (q.qname.lower(), q.qtype)
+        seen = stats.answers.get(name)
+        if seen is None:
+            seen = stats.answers[name] = {"rcode": m.rcode, "answers": _records(m, q.qname), "aa": m.aa, "count": 0}
         seen["count"] += 1
+        kept = stats.tcp if transport == "tcp" else stats.kept.get(name, ())
+        if len(kept) >= MAX_KEPT:
+            return  # enough of these as evidence: counted above, not kept
         exchange = _exchange(transport, "answer", rtt) | {
             "rcode": m.rcode,
             "aa": m.aa,
             "tc": m.tc,
-            "answers": answers,
+            "answers": _records(m, q.qname),
             "flags": [f for f, on in (("qr", True), ("aa", m.aa), ("tc", m.tc)) if on],
             "id": q.id,
             "qname": q.qname,
@@ -248,8 +252,7 @@ class Analyzer:
         if m.ede:
             exchange["ede"] = [{"code": c, "text": text} for c, text in m.ede]
         if transport == "tcp":
-            if len(stats.tcp) < MAX_KEPT:
-                stats.tcp.append(exchange)
+            stats.tcp.append(exchange)
         else:
             stats.keep(exchange, [q.line, line_of(p)])
 
@@ -304,7 +307,7 @@ class Analyzer:
         elif "R" in p.tcp_flags and not to_server:
             flow["reset"] = p.ts
         if p.dns is not None:  # tcpdump text: the message as tcpdump decoded it
-            self._dns(p, p.dns, "tcp")
+            self._dns(p, p.dns, "tcp", p.dns_id)
         elif p.payload:
             self._reassemble(p, flow, to_server)
 
@@ -317,10 +320,10 @@ class Analyzer:
             size = int.from_bytes(buf[:2], "big")
             if len(buf) < 2 + size:
                 break
-            facts = decoder.message(buf[2 : 2 + size])
+            found = decoder.message(buf[2 : 2 + size])
             buf = buf[2 + size :]
-            if facts is not None:
-                self._dns(p, facts, "tcp")
+            if found is not None:
+                self._dns(p, found[0], "tcp", found[1])
         flow["buf"][to_server] = buf[-65_537:]
 
     def _expire(self, now: float) -> None:

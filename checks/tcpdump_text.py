@@ -151,11 +151,12 @@ def _packet(text: str, today: date, original: str) -> Packet | None:
         packet = Packet(ts, src, dst, "tcp", sport, dport, tcp_flags=tcp["flags"], seq=int(tcp["seq"] or 0))
         packet.length, packet.line = int(tcp["len"] or 0), original
         packet.dns = _dns(carried) if carried else None
+        packet.dns_id = packet.dns.id if packet.dns else 0
         return packet
     facts = _dns(what)
     if facts is None:
         return None
-    return Packet(ts, src, dst, "udp", sport, dport, dns=facts, length=facts.size, line=original)
+    return Packet(ts, src, dst, "udp", sport, dport, dns=facts, dns_id=facts.id, length=facts.size, line=original)
 
 
 def _timestamp(day: str | None, clock: str, today: date) -> float:

@@ -175,3 +175,30 @@ def test_runbook_server_where_nothing_serves_the_port() -> None:
     assert doc["command"] == "server"
     assert doc["verdict"]["code"] in ("daemon-not-running", "daemon-not-listening"), doc["verdict"]
     assert proc.returncode == 2
+
+
+def test_the_fast_path_reads_a_datagram_as_dpkt_does() -> None:
+    """IPv4 UDP frames are read from their fixed headers (the hot path of a large capture); dpkt reads the
+    same frame to the same packet, options included."""
+    from checks.capture import Decoder
+
+    frames = [frame for _, frame in _exchange("yummyrecipesforme.com.", "203.0.113.22")]
+    with_options = bytearray(frames[0])
+    ip = dpkt.ip.IP(bytes(with_options[14:]))
+    ip.opts = b"\x01\x01\x01\x00"  # NOPs and an end: a header of 24 bytes
+    ip.hl = 6
+    ip.len = len(ip)
+    frames.append(bytes(with_options[:14]) + bytes(ip))
+    for frame in frames:
+        decoder = Decoder()
+        fast = decoder.udp4(1.0, frame, 14)
+        slow = decoder.ip(1.0, dpkt.ethernet.Ethernet(frame).data)
+        assert fast is not False and fast is not None and slow is not None
+        assert (fast.src, fast.dst, fast.sport, fast.dport, fast.dns, fast.dns_id) == (
+            slow.src,
+            slow.dst,
+            slow.sport,
+            slow.dport,
+            slow.dns,
+            slow.dns_id,
+        )
