@@ -84,23 +84,40 @@ def _run_id(started: float) -> str:
 
 
 def _target(analyzer: Analyzer, qname: str | None) -> Target:
-    if qname:
-        return parse_name(qname)
-    failed: Counter[str] = Counter()
-    asked: Counter[str] = Counter()
+    """The name diagnosed: --name, else the one that failed most, else the most asked; its type, the one
+    most asked for it."""
+    chosen = parse_name(qname).name.lower() if qname else _busiest_name(analyzer)
+    qtypes: Counter[str] = Counter()
     for stats in analyzer.servers.values():
+        for (name, qtype), seen in stats.answers.items():
+            if name == chosen:
+                qtypes[qtype] += seen.get("count", 0)
         for e in stats.exchanges:
-            (failed if e["outcome"] != "answer" else asked)[e["qname"]] += 1
+            if str(e["qname"]).lower() == chosen and e["outcome"] != "answer":
+                qtypes[str(e["qtype"])] += 1
+    target = parse_name(qname) if qname else parse_name(chosen.rstrip(".") or ".")
+    return replace(target, rdtype=qtypes.most_common(1)[0][0] if qtypes else "A")
+
+
+def _busiest_name(analyzer: Analyzer) -> str:
+    asked: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for stats in analyzer.servers.values():
         for (name, _), seen in stats.answers.items():
             asked[name] += seen.get("count", 0)
+        for e in stats.exchanges:
+            if e["outcome"] != "answer":
+                failed[str(e["qname"]).lower()] += 1
     pick = failed.most_common(1) or asked.most_common(1)
-    if not pick:
-        raise InputError("no DNS query in the capture (port 53): nothing to diagnose")
-    chosen = pick[0][0]
-    qtypes = Counter(e["qtype"] for s in analyzer.servers.values() for e in s.exchanges if e["qname"] == chosen)
-    rdtype = qtypes.most_common(1)[0][0] if qtypes else "A"
-    target = parse_name(chosen.rstrip(".") or ".")
-    return replace(target, rdtype=rdtype)
+    if pick:
+        return pick[0][0]
+    open_at_end = sum(st.open_at_end for st in analyzer.servers.values())
+    if open_at_end:
+        raise InputError(
+            f"the capture ends less than --wait {analyzer.wait:g} s after its {open_at_end} queries: none can be "
+            "called answered or unanswered yet; capture for longer, or give a smaller --wait"
+        )
+    raise InputError("no DNS query in the capture (port 53): nothing to diagnose")
 
 
 def _servers(analyzer: Analyzer, target: Target) -> list[Server]:

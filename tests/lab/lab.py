@@ -580,7 +580,10 @@ class Lab:
     def capturing(self, path: Path, interface: str = "c0", *, text: bool = False) -> Iterator[None]:
         """tcpdump in the client's namespace while the block runs: a pcap at ``path`` (``interface`` any:
         Linux cooked), or with ``text`` its own ``-n`` output, as a user would paste it."""
-        args = ["ip", "netns", "exec", self.client, "tcpdump", "-Z", "root", "-i", interface, "-U", "-s", "0"]
+        # --immediate-mode: every packet is written as it comes (on "any", tcpdump's default buffering keeps the
+        # last ones when it is stopped)
+        args = ["ip", "netns", "exec", self.client, "tcpdump", "-Z", "root", "--immediate-mode", "-i", interface, "-U"]
+        args += ["-s", "0"]
         if text:
             args += ["-n", "-l"]
         else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import validate_document
-from tests.lab.lab import AUTH, RESOLVER, ROGUE, ZONE, Lab
+from tests.lab.lab import AUTH, BIG_TXT, RESOLVER, ROGUE, ZONE, Lab
 from tests.lab.test_verdicts import FAST, ruleset
 
 
@@ -90,3 +92,53 @@ def test_bad_files_get_one_line_and_exit_3(lab: Lab, tmp_path: Path, bad: bytes)
     path.write_bytes(bad)
     proc = lab.runbook("analyze", str(path), "--no-record")
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_truncation_and_the_tcp_retry_are_read(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "capture.pcap"
+    with lab.capturing(path):
+        lab.runbook("diagnose", BIG_TXT, "--type", "TXT", *FAST, "--no-record")
+    doc = analyze(lab, path, "--name", BIG_TXT)
+    udp = next(f for f in doc["findings"] if f["id"] == f"udp53/{RESOLVER}")
+    tcp = next(f for f in doc["findings"] if f["id"] == f"tcp53/{RESOLVER}")
+    assert udp["evidence"]["truncated"] >= 1 and tcp["evidence"]["outcome"] == "answer"
+    assert doc["verdict"]["code"] == "healthy"
+    blocked = tmp_path / "blocked.pcap"
+    with lab.nft(lab.dns, ruleset("input", "tcp dport 53 drop")), lab.capturing(blocked):
+        lab.runbook("diagnose", BIG_TXT, "--type", "TXT", *FAST, "--no-record", "--skip", "dot")
+    doc = analyze(lab, blocked, "--name", BIG_TXT, "--wait", "0.2")
+    assert doc["verdict"]["code"] == "tcp-fallback-blocked", doc["verdict"]
+
+
+def test_a_live_capture_while_the_incident_happens(lab: Lab) -> None:
+    """--live: tcpdump on the client's interface for a while, then the analysis of what it saw."""
+    with lab.stopped("unbound"):
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.client,
+                sys.executable,
+                "-m",
+                "runbook",
+                "analyze",
+                "--live",
+                "c0",
+                "--duration",
+                "3",
+                "--format",
+                "json",
+                "--no-record",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while proc.poll() is None:  # the user reproduces the problem until the capture ends
+            lab.runbook("diagnose", ZONE, "--timeout", "0.5", "--no-record", "--skip", "dot")
+        out, err = proc.communicate(timeout=30)
+    doc = validate_document(json.loads(out))
+    assert proc.returncode == 2, err
+    assert doc["verdict"]["code"] == "dns-service-down"
+    assert doc["target"]["servers_from"].startswith("capture live capture on c0")
