@@ -216,7 +216,8 @@ class ServerFacts:
         p = self.ev.ping
         if not p or not p.received:
             return ""
-        return f" (it answers {self.ping_method}: {p.received}/{p.sent}, {(p.rtt_avg_s or 0) * 1000:.1f} ms)"
+        rtt = f", {p.rtt_avg_s * 1000:.1f} ms" if p.rtt_avg_s is not None else ""
+        return f" (it answers {self.ping_method}: {p.received}/{p.sent}{rtt})"
 
     @property
     def down_words(self) -> str:
