@@ -62,7 +62,7 @@ def build(doc: Document) -> Group:
     head = Text.assemble(
         (f"runbook {terminal(doc.get('command', 'diagnose'))} ", "heading"),
         _t(display, "heading"),
-        f" ({target['type']})",
+        "" if doc.get("command") == "server" else f" ({target['type']})",
         "  servers: ",
         _t(", ".join(target["servers"]) or "none"),
         f"  (from {terminal(target['servers_from'])})",
