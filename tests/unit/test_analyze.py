@@ -202,3 +202,85 @@ def test_the_fast_path_reads_a_datagram_as_dpkt_does() -> None:
             slow.dns,
             slow.dns_id,
         )
+
+
+def _frame6(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    import ipaddress
+
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    udp.ulen = len(udp)
+    ip6 = dpkt.ip6.IP6(
+        src=ipaddress.ip_address(src).packed, dst=ipaddress.ip_address(dst).packed, nxt=17, hlim=64, data=udp
+    )
+    ip6.plen = len(udp)
+    return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6, type=0x86DD, data=ip6))
+
+
+def test_ipv6_and_an_icmpv6_port_unreachable_from_the_server() -> None:
+    import ipaddress
+
+    q = dns.message.make_query("yummyrecipesforme.com.", "AAAA")
+    query = _frame6("2001:db8::15", "2001:db8::2", 40000, 53, q.to_wire())
+    inner = dpkt.ip6.IP6(bytes(dpkt.ethernet.Ethernet(query).data))
+    unreach = dpkt.icmp6.ICMP6(type=1, code=4, data=dpkt.icmp6.ICMP6.Error(data=inner))
+    ip6 = dpkt.ip6.IP6(
+        src=ipaddress.ip_address("2001:db8::2").packed,
+        dst=ipaddress.ip_address("2001:db8::15").packed,
+        nxt=58,
+        hlim=64,
+        data=unreach,
+    )
+    ip6.plen = len(unreach)
+    error = bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6, type=0x86DD, data=ip6))
+    doc = run_of(_pcap([(1700000000.0, query), (1700000000.001, error)]))
+    assert doc["verdict"]["code"] == "dns-service-down", doc["verdict"]
+    assert doc["target"]["servers"] == ["[2001:db8::2]:53"]
+
+
+def test_floods_any_queries_and_unsolicited_answers_are_counted() -> None:
+    frames: list[tuple[float, bytes]] = []
+    t = 1700000000.0
+    for i in range(1500):  # a random-subdomain flood from one source
+        q = dns.message.make_query(f"x{i:05d}.yummyrecipesforme.com.", "A")
+        frames.append((t + i * 0.0005, _frame("198.51.100.99", "203.0.113.2", 30000 + i % 1000, 53, q.to_wire())))
+    for i in range(300):  # ANY queries
+        q = dns.message.make_query("yummyrecipesforme.com.", "ANY")
+        frames.append((t + 1 + i * 0.001, _frame("198.51.100.98", "203.0.113.2", 31000 + i, 53, q.to_wire())))
+    forged = dns.message.make_response(dns.message.make_query("yummyrecipesforme.com.", "A"))
+    frames.append((t + 2, _frame("192.0.2.66", "198.51.100.15", 53, 45000, forged.to_wire())))
+    doc = run_of(_pcap(sorted(frames)), wait=0.2)
+    traffic = {f["id"]: f for f in doc["findings"] if f["step"] == "traffic"}
+    assert traffic["traffic/subdomains"]["evidence"]["unique_names"] >= 1500
+    assert traffic["traffic/any"]["evidence"]["any_queries"] == 300
+    assert traffic["traffic/unsolicited"]["evidence"]["from"] == {"192.0.2.66": 1}
+    rate = traffic["traffic/rate"]["evidence"]
+    assert rate["top_sources"][0] == {"source": "198.51.100.99", "queries": 1500}
+
+
+def test_hostile_txt_and_names_are_escaped_in_text_markdown_and_nagios(tmp_path: Path) -> None:
+    name = "evil\x1b]8;;http://x\x07.example."
+    q = dns.message.make_query(name, "TXT")
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", '"\\027[2J| *bold* <b>"'))
+    frames = [
+        (1700000000.0, _frame("198.51.100.15", "203.0.113.2", 40000, 53, q.to_wire())),
+        (1700000000.001, _frame("203.0.113.2", "198.51.100.15", 53, 40000, r.to_wire())),
+    ]
+    path = tmp_path / "hostile.pcap"
+    path.write_bytes(_pcap(frames))
+    for fmt in ("text", "markdown", "nagios", "prometheus", "junit", "json"):
+        proc = runbook("analyze", str(path), "--format", fmt, "--no-record")
+        assert proc.returncode in (0, 1, 2, 3), proc.stderr
+        assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, fmt
+
+
+def test_a_linux_cooked_v1_capture() -> None:
+    out = io.BytesIO()
+    writer = dpkt.pcap.Writer(out, linktype=113)
+    for ts, frame in _exchange("yummyrecipesforme.com.", "203.0.113.22"):
+        ip = bytes(dpkt.ethernet.Ethernet(frame).data)
+        sll = dpkt.sll.SLL(type=0, hrd=1, hlen=6, hdr=b"\0" * 8, ethtype=0x0800, data=ip)
+        writer.writepkt(bytes(sll), ts)
+    doc = run_of(out.getvalue())
+    assert doc["findings"][0]["evidence"]["link"] == "Linux cooked v1"
+    assert doc["verdict"]["code"] == "healthy"
