@@ -284,3 +284,13 @@ def test_a_linux_cooked_v1_capture() -> None:
     doc = run_of(out.getvalue())
     assert doc["findings"][0]["evidence"]["link"] == "Linux cooked v1"
     assert doc["verdict"]["code"] == "healthy"
+
+
+def test_a_raw_ip_capture() -> None:
+    out = io.BytesIO()
+    writer = dpkt.pcap.Writer(out, linktype=101)
+    for ts, frame in _exchange("yummyrecipesforme.com.", "203.0.113.22"):
+        writer.writepkt(bytes(dpkt.ethernet.Ethernet(frame).data), ts)
+    doc = run_of(out.getvalue())
+    assert doc["findings"][0]["evidence"]["link"] == "raw IP"
+    assert doc["verdict"]["code"] == "healthy"
