@@ -12,7 +12,6 @@ without ``-v``, as pasted into a ticket). See :mod:`checks.tcpdump_text`.
 
 from __future__ import annotations
 
-import io
 import socket
 import struct
 from collections.abc import Iterator
@@ -388,8 +387,3 @@ def line_of(p: Packet) -> str:
     if p.proto == "tcp":
         return f"{stamp(p.ts)} {ip} {endpoint(p.src, p.sport)} > {endpoint(p.dst, p.dport)}: Flags [{p.tcp_flags}]"
     return f"{stamp(p.ts)} {ip} {p.src} > {p.dst}: {p.proto}"
-
-
-def read_all(data: bytes, name: str = "capture") -> Source:
-    """A capture held in memory (tests)."""
-    return open_capture(io.BufferedReader(io.BytesIO(data)), name)

@@ -178,7 +178,8 @@ def listeners(port: int) -> Finding:
         if pid is not None and pid not in names:
             with contextlib.suppress(psutil.Error):
                 names[pid] = psutil.Process(pid).name()
-        bucket.append({"address": conn.laddr.ip, "pid": pid, "process": names.get(pid) if pid else None})
+        process = names.get(pid) if pid else None
+        bucket.append({"address": conn.laddr.ip, "pid": pid, "process": process, "dns_daemon": process in DAEMONS})
     udp, tcp = _unique(udp), _unique(tcp)
     evidence: dict[str, Any] = {"port": port, "udp": udp, "tcp": tcp}
     if not udp and not tcp:

@@ -481,14 +481,12 @@ class HostFacts:
     @property
     def foreign(self) -> list[dict[str, Any]]:
         """Listeners on the DNS port at the addresses that are not DNS daemons: the port is taken."""
-        from checks.host import DAEMONS
-
         return [
             e
             for a in self.addresses
             for proto in ("udp", "tcp")
             for e in self.listening(a, proto)
-            if e.get("process") and e["process"] not in DAEMONS
+            if e.get("process") and not e.get("dns_daemon")
         ]
 
     @property

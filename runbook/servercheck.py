@@ -16,7 +16,7 @@ from typing import Any
 
 from checks import host
 from runbook import __version__
-from runbook.config import DEFAULTS, Settings
+from runbook.config import Settings
 from runbook.diagnosis import diagnose_host
 from runbook.errors import InputError
 from runbook.facts import HostFacts
@@ -129,6 +129,3 @@ def _facts(addresses: tuple[str, ...], port: int, findings: list[Finding], daemo
         firewall_blocks=tuple(blocks),
         named={a: tuple(d["name"] for d in daemons if host.names_address(d, a)) for a in addresses},
     )
-
-
-__all__ = ["DEFAULTS", "check"]

@@ -229,8 +229,8 @@ def host(**changes: Any) -> HostFacts:
         "daemons": (UNBOUND,),
         "other_namespaces": (),
         "units": (),
-        "udp": ({"address": A, "pid": 10, "process": "unbound"},),
-        "tcp": ({"address": A, "pid": 10, "process": "unbound"},),
+        "udp": ({"address": A, "pid": 10, "process": "unbound", "dns_daemon": True},),
+        "tcp": ({"address": A, "pid": 10, "process": "unbound", "dns_daemon": True},),
         "invalid_configs": (),
         "load": {"window_s": 2, "udp": {"RcvbufErrors": 0}, "conntrack": {}, "cpu_percent": {}},
         "firewall_blocks": (),
@@ -240,8 +240,8 @@ def host(**changes: Any) -> HostFacts:
 
 
 LOOPBACK = {
-    "udp": ({"address": "127.0.0.1", "pid": 10, "process": "unbound"},),
-    "tcp": ({"address": "127.0.0.1", "pid": 10, "process": "unbound"},),
+    "udp": ({"address": "127.0.0.1", "pid": 10, "process": "unbound", "dns_daemon": True},),
+    "tcp": ({"address": "127.0.0.1", "pid": 10, "process": "unbound", "dns_daemon": True},),
     "named": {A: ()},
 }
 HOST_CASES: dict[str, tuple[HostFacts, HostFacts]] = {
@@ -258,7 +258,7 @@ HOST_CASES: dict[str, tuple[HostFacts, HostFacts]] = {
         ),
         host(),
     ),
-    "port-taken": (host(udp=({"address": A, "pid": 5, "process": "python3"},)), host()),
+    "port-taken": (host(udp=({"address": A, "pid": 5, "process": "python3", "dns_daemon": False},)), host()),
     "not-listening": (host(**LOOPBACK), host(**LOOPBACK, daemons=())),
     "not-running": (host(daemons=(), udp=(), tcp=(), named={A: ()}), host(**LOOPBACK)),
     "server-firewall": (host(firewall_blocks=("UDP query in: drop",)), host()),
