@@ -55,6 +55,7 @@ class ServerStats:
     answered: int = 0
     timeouts: int = 0
     open_at_end: int = 0
+    tcp_open_at_end: int = 0
     retransmits: int = 0
     truncated: int = 0
     icmp: Counter[str] = field(default_factory=Counter)
@@ -360,8 +361,11 @@ class Analyzer:
             stats = self._stats(server, sport)
             if flow["reset"] is not None and flow["connected"] is None:
                 stats.tcp.append(_exchange("tcp", "reset", None))
-            elif flow["syn"] is not None and flow["connected"] is None and flow["syn"] + self.wait < end:
-                stats.tcp.append(_exchange("tcp", "timeout", None) | {"detail": "no SYN-ACK in the capture"})
+            elif flow["syn"] is not None and flow["connected"] is None:
+                if flow["syn"] + self.wait < end:
+                    stats.tcp.append(_exchange("tcp", "timeout", None) | {"detail": "no SYN-ACK in the capture"})
+                else:  # the capture ends before its wait is over: neither answered nor unanswered
+                    stats.tcp_open_at_end += 1
 
     def rtt_median(self, stats: ServerStats) -> float | None:
         return statistics.median(stats.rtts) if stats.rtts else None

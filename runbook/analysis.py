@@ -220,6 +220,7 @@ def _udp_finding(analyzer: Analyzer, stats: ServerStats, server: Server, target:
         "truncated": stats.truncated,
         "rcodes": dict(stats.rcodes),
         "unanswered_at_end": stats.open_at_end,
+        "tcp_unanswered_at_end": stats.tcp_open_at_end,
         "window": {
             "first_failure": stats.first_failure,
             "last_failure": stats.last_failure,
@@ -262,6 +263,11 @@ def _udp_summary(stats: ServerStats, server: Server, median: float | None) -> st
     bad = {k: v for k, v in stats.rcodes.items() if k != "NOERROR"}
     if bad:
         parts.append(", ".join(f"{v} {k}" for k, v in bad.items()))
+    if stats.open_at_end:
+        parts.append(f"{stats.open_at_end} still waiting when the capture ends")
+    if stats.tcp_open_at_end:
+        n = stats.tcp_open_at_end
+        parts.append(f"{n} TCP connection{'s' if n > 1 else ''} without a SYN-ACK yet when the capture ends")
     if stats.failures:
         parts.append(f"failures between {_clock(stats.first_failure)} and {_clock(stats.last_failure)}")
     return "; ".join(parts)

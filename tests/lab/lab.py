@@ -600,6 +600,10 @@ class Lab:
                     break
             yield
             time.sleep(0.3)  # the last answers and ICMP errors reach the capture
+            # and a last ping: the capture's last packet marks how long it ran (a capture that ends with the
+            # run's last packet cannot tell a SYN that went unanswered from one that was just sent)
+            self.ns(self.client, "ping", "-c", "1", "-W", "1", ROUTER_CLIENT_SIDE, check=False)
+            time.sleep(0.05)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=10)

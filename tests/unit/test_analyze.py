@@ -294,3 +294,23 @@ def test_a_raw_ip_capture() -> None:
     doc = run_of(out.getvalue())
     assert doc["findings"][0]["evidence"]["link"] == "raw IP"
     assert doc["verdict"]["code"] == "healthy"
+
+
+@pytest.mark.parametrize(("last", "outcome"), [("13:24:32.400000", None), ("13:24:35.400000", "timeout")])
+def test_a_syn_the_capture_ends_on_is_neither_answered_nor_unanswered(last: str, outcome: str | None) -> None:
+    """A SYN less than --wait before the capture's last packet has not been left unanswered yet: the tcp53
+    step says nothing of it, and the UDP finding says it is still waiting; given its wait, it is a timeout."""
+    log = (
+        "13:24:32.192571 IP 198.51.100.15.52444 > 203.0.113.2.53: 35084+ TXT? big.example.com. (33)\n"
+        "13:24:32.192800 IP 203.0.113.2.53 > 198.51.100.15.52444: 35084| 0/0/0 (33)\n"
+        "13:24:32.200000 IP 198.51.100.15.43506 > 203.0.113.2.53: Flags [S], seq 1, win 64240, length 0\n"
+        f"{last} IP 198.51.100.15 > 198.51.100.1: ICMP echo request, id 1, seq 1, length 64\n"
+    )
+    doc = run_of(log.encode(), wait=2.0)
+    tcp = next((f for f in doc["findings"] if f["step"] == "tcp53"), None)
+    udp = next(f for f in doc["findings"] if f["step"] == "udp53")
+    if outcome is None:
+        assert tcp is None and udp["evidence"]["tcp_unanswered_at_end"] == 1
+        assert "1 TCP connection without a SYN-ACK yet when the capture ends" in udp["summary"]
+    else:
+        assert tcp is not None and tcp["evidence"]["outcome"] == outcome and doc["verdict"]["code"] == "tcp-fallback-blocked"
