@@ -4,11 +4,12 @@ Starts the lab and the exporter in the lab's client namespace (the `resolvers` m
 docs/prometheus/runbook.toml, firewall and web skipped), then an open-loop load generator in the same
 namespace: requests start at a fixed rate whatever the answers do, as Prometheus scrapes do, so the
 latency is what a scrape sees, not a queue the generator built. For each burst size (the module's `count`:
-10, the default, and 0) it prints the rate achieved, p50/p99 latency, the answers by HTTP status, the CPU the
-exporter and its workers spent per probe, their memory every 1,000 probes (it must stay flat), and their
-open file descriptors before and after. The baseline of the ratios is one probe alone, in the same run.
+10, the default, and 0) and each rate offered it prints the healthy verdicts per second (read from each answer's
+runbook_verdict), p50/p99 latency, the answers by HTTP status and verdict, the CPU the exporter and its workers
+spent per probe, their memory every 1,000 probes (it must stay flat), and their open file descriptors before
+and after. The baseline of the ratios is one probe alone (20 of them, one at a time), in the same run.
 
-    sudo .venv/bin/python bench/serve_load.py [--rates 100] [--requests 10000] [--workers 2] [--concurrency 64]
+    sudo .venv/bin/python bench/serve_load.py [--rates 100,150] [--requests 10000] [--workers 2] [--concurrency 64]
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ async def one(i, start):
         writer.write(f"GET {path} HTTP/1.0\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n".encode())
         await writer.drain()
         head = await asyncio.wait_for(reader.readline(), 30)
-        await reader.read()
+        body = await reader.read()
         writer.close()
         status = int(head.split()[1])
+        verdict = next((l.split(b'code="')[1].split(b'"')[0].decode() for l in body.splitlines()
+                        if l.startswith(b"runbook_verdict{") and l.endswith(b" 1.0")), "none")
     except Exception:
-        status = 0
-    results.append((i, status, time.perf_counter() - t))
+        status, verdict = 0, "none"
+    results.append((i, status, time.perf_counter() - t, verdict))
     if len(results) % 1000 == 0:
         print(json.dumps({"done": len(results)}), flush=True)
 async def main():
@@ -101,7 +104,7 @@ def run_load(lab: Lab, pid: int, path: str, requests: int, rate: float) -> tuple
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="100", help="probe requests started per second, one run each (a,b)")
+    parser.add_argument("--rates", default="100,150", help="probe requests started per second, one run each (a,b)")
     parser.add_argument("--requests", type=int, default=10_000, help="requests of each run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -128,9 +131,9 @@ def main() -> int:
                 path = f"/probe?target={ZONE}&module=resolvers"
                 for _ in range(args.workers):  # every worker has imported the runbook: the baseline is a probe
                     assert lab.http_get(f"http://{SERVE}{path}")[0] == 200
-                start = time.perf_counter()
-                assert lab.http_get(f"http://{SERVE}{path}")[0] == 200
-                alone = time.perf_counter() - start
+                # The baseline: probes one at a time (4 a second), through the same load generator.
+                quiet, _ = run_load(lab, pid, path, 20, 4.0)
+                alone = sorted(r[2] for r in quiet["results"])[10]  # type: ignore[attr-defined]
                 for rate in [float(r) for r in args.rates.split(",")]:
                     before_fds, cpu0 = fds(pid), cpu_s(pid)
                     load, memory = run_load(lab, pid, path, args.requests, rate)
@@ -162,20 +165,23 @@ def report(args: argparse.Namespace, m: Measured) -> None:
     results = load["results"]
     assert isinstance(results, list)
     wall = float(load["wall"])  # type: ignore[arg-type]
-    latencies = sorted(t for _, _, t in results)
+    latencies = sorted(t for _, _, t, _ in results)
     statuses: dict[int, int] = {}
-    for _, status, _ in results:
+    verdicts: dict[str, int] = {}
+    for _, status, _, verdict in results:
         statuses[status] = statuses.get(status, 0) + 1
-    ok = statuses.get(200, 0)
+        verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    healthy = verdicts.get("healthy", 0)
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
     print(
         f"module count = {count}: {args.requests} probe requests started at {rate:g}/s, "
         f"--workers {args.workers} --concurrency {args.concurrency}"
     )
-    print(f"  one probe alone (baseline)   {alone:.3f} s")
-    print(f"  healthy probes per second    {ok / wall:.1f} ({ok} answered 200 in {wall:.1f} s)")
+    print(f"  one probe alone (baseline)   {alone:.3f} s (median of 20, one at a time)")
+    print(f"  healthy probes per second    {healthy / wall:.1f} ({healthy} verdicts healthy in {wall:.1f} s)")
     print(f"  latency p50 / p99            {p50:.3f} s / {p99:.3f} s  ({p50 / alone:.1f}x / {p99 / alone:.1f}x alone)")
     print(f"  answers by HTTP status       {dict(sorted(statuses.items()))}")
+    print(f"  verdicts                     {dict(sorted(verdicts.items()))}")
     user, system = (c / max(1, len(results)) * 1000 for c in cpu)
     cpu_words = f"{user + system:.1f} ms (user {user:.1f}, system {system:.1f}; the exporter and its workers)"
     print(f"  CPU per probe                {cpu_words}")

@@ -185,8 +185,39 @@ async def _ask_resolver(ctx: Context, server: Server) -> Finding:
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
 
+# The zone's own answers this process was given, by (server, name, type, zone): reused within their TTL, at most
+# discovery_cache_s, when the settings allow it (runbook serve: at 100 probes/s, asking the zone's servers on
+# every probe would be 200 queries/s from one address, which authoritative servers rate-limit, NSD's RRL at 200/s
+# by default, and rightly). Only a clean answer is kept; a failure is asked again at the next probe.
+_AUTHORITY: dict[tuple[str, str, str, str | None], tuple[float, float, Finding]] = {}
+
+
 async def _ask_authority(ctx: Context, server: Server, ns_name: str | None, zone: str | None) -> Finding:
     clock = Clock()
+    target = ctx.settings.target
+    keep = ctx.settings.discovery_cache_s
+    key = (server.key, target.name.lower(), target.rdtype, zone)
+    cached = _AUTHORITY.get(key) if keep > 0 else None
+    if cached is not None and cached[0] > time.monotonic():
+        expires, asked_at, found = cached
+        evidence = {**found.evidence, "cached": True, "asked_at": rfc3339(asked_at)}
+        evidence["reused_for_s"] = round(expires - time.monotonic(), 3)
+        summary = f"{found.summary}; asked at {rfc3339(asked_at)}, reused within its TTL"
+        return ctx.finding(f"auth/{server.key}", found.status, summary, evidence, server=server, clock=clock)
+    finding, ttl = await _ask_authority_now(ctx, server, ns_name, zone, clock)
+    if keep > 0 and ttl is not None and ttl > 0 and finding.status is Status.OK:
+        now = time.monotonic()
+        if len(_AUTHORITY) >= _MAX_DISCOVERED:
+            _AUTHORITY.clear()
+        _AUTHORITY[key] = (now + min(keep, float(ttl)), clock.wall, finding)
+    return finding
+
+
+async def _ask_authority_now(
+    ctx: Context, server: Server, ns_name: str | None, zone: str | None, clock: Clock
+) -> tuple[Finding, int | None]:
+    """The server's answer, asked now, and how long it may be reused: the smallest TTL of its answer, or of
+    its SOA for a negative answer (None: not to be reused)."""
     target = ctx.settings.target
     query = wire.make_query(target.name, target.rdtype, edns=True, nsid=True, recursive=False)
     jobs = [wire.ask(server, query, ctx.time_left())]
@@ -207,7 +238,16 @@ async def _ask_authority(ctx: Context, server: Server, ns_name: str | None, zone
     if lame:
         status = Status.WARNING if final.outcome == wire.ANSWER else Status.CRITICAL
         summary = f"{label}: lame ({lame})"
-    return ctx.finding(f"auth/{server.key}", status, summary, evidence, server=server, clock=clock)
+    finding = ctx.finding(f"auth/{server.key}", status, summary, evidence, server=server, clock=clock)
+    return finding, _reusable_for(final)
+
+
+def _reusable_for(ex: wire.Exchange) -> int | None:
+    response = ex.response
+    if ex.outcome != wire.ANSWER or response is None or response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return None
+    records = response.answer or [r for r in response.authority if r.rdtype == dns.rdatatype.SOA]
+    return min((r.ttl for r in records), default=None)
 
 
 def _lame(ex: wire.Exchange) -> str | None:
