@@ -417,7 +417,7 @@ def _read_udp53(g: _Gathering, e: Mapping[str, Any]) -> None:
 
 
 def _read_tcp53(g: _Gathering, e: Mapping[str, Any]) -> None:
-    g.tcp.append(Exchange.from_json(e))
+    g.tcp.extend(Exchange.from_json(a) for a in (_maps(e.get("attempts")) or (e,)))
 
 
 def _read_firewall(g: _Gathering, e: Mapping[str, Any]) -> None:
