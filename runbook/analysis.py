@@ -78,7 +78,7 @@ def analyze(
 
 
 def _run_id(started: float) -> str:
-    from runbook.engine import new_run_id
+    from runbook.model import new_run_id
 
     return new_run_id(started)
 

@@ -272,11 +272,7 @@ def _run_plans(plans: list[Plan], concurrency: int, *, live: bool) -> list[Run]:
 
 # One step alone (DESIGN §4): only that step runs (and hostconf, which says where the servers came from); the
 # verdict is one its own evidence supports (runbook.steps.SINGLE_STEPS), else a step-result.
-def _single(command: str) -> None:
-    from runbook.steps import SINGLE_STEPS
-
-    single = SINGLE_STEPS[command]
-
+def _single(command: str, steps: str) -> None:
     def one_step(
         name: Annotated[str, typer.Argument(help="The name to ask about.")],
         rdtype: TypeOpt = "A",
@@ -291,8 +287,9 @@ def _single(command: str) -> None:
         resolv_conf: ResolvOpt = DEFAULTS.resolv_conf,
     ) -> None:
         from runbook import engine
-        from runbook.steps import RUNBOOK
+        from runbook.steps import RUNBOOK, SINGLE_STEPS
 
+        single = SINGLE_STEPS[command]
         given = {"resolver": resolver, "authoritative": authoritative, "expect": expect}
         unused = [f"--{k}" for k, v in given.items() if v and k not in single.uses]
         try:
@@ -320,7 +317,6 @@ def _single(command: str) -> None:
         emit([run.to_document()], fmt, output)
         raise typer.Exit(run.exit_code)
 
-    steps = " and ".join(single.steps) or "nothing but the host's resolver files"
     one_step.__doc__ = (
         f"Run one step of the runbook alone ({steps}); not recorded. The verdict is one its own evidence supports, "
         "else `step-result` with the step's status. Exit 0 ok, 1 warning, 2 critical, 3 unknown."
@@ -328,9 +324,19 @@ def _single(command: str) -> None:
     app.command(command)(one_step)
 
 
-# The names of runbook.steps.SINGLE_STEPS, spelt out so that the CLI starts without importing the checks.
-for _command in ("resolve", "probe", "ping", "compare", "firewall", "hostconf", "web"):
-    _single(_command)
+# runbook.steps.SINGLE_STEPS, its names and the steps each runs, spelt out so that the CLI starts without
+# importing the checks (`runbook server`, `history`, `--help` need none of them); a test holds the two equal.
+SINGLE_HELP = {
+    "resolve": "resolve",
+    "probe": "udp53 and tcp53",
+    "ping": "ping",
+    "compare": "resolve and compare",
+    "firewall": "firewall",
+    "hostconf": "nothing but the host's resolver files",
+    "web": "resolve and web",
+}
+for _command, _steps in SINGLE_HELP.items():
+    _single(_command, _steps)
 
 
 def _finish(run: Run, fmt: Format, output: Path | None, store: Path | None, no_record: bool) -> NoReturn:

@@ -8,12 +8,10 @@ a crash. Results come out in declared order, whatever order they finished in.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from checks import wire
@@ -23,7 +21,7 @@ from runbook.context import Context
 from runbook.diagnosis import diagnose, interrupted_verdict, step_verdict
 from runbook.errors import InputError
 from runbook.hostfiles import ResolvConf, read_resolv_conf
-from runbook.model import Finding, Run, Server, Status, StepResult, Verdict, rfc3339, worst
+from runbook.model import Finding, Run, Server, Status, StepResult, Verdict, new_run_id, rfc3339, worst
 from runbook.steps import SINGLE_STEPS, Step
 
 
@@ -79,10 +77,6 @@ def plan(settings: Settings, steps: Sequence[Step], command: str = "diagnose") -
         return Plan(settings, tuple(steps), settings.servers, settings.origin, resolv, error, command)
     assert resolv is not None
     return Plan(settings, tuple(steps), resolv.servers, str(settings.resolv_conf), resolv, error, command)
-
-
-def new_run_id(started: float) -> str:
-    return datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
 
 
 async def execute(p: Plan, observer: Observer | None = None) -> Run:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -226,6 +227,11 @@ def action(step: str) -> dict[str, Any]:
 
 def rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_run_id(started: float) -> str:
+    """A run's id: its start in UTC, and 6 random hex digits (sortable, unique enough for one store)."""
+    return datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)

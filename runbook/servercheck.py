@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from checks import host
+from checks import control, host
 from runbook import __version__
 from runbook.config import Settings
 from runbook.diagnosis import diagnose_host
@@ -27,6 +27,7 @@ STEPS = (
     ("listeners", "Who listens on the DNS port"),
     ("config", "The daemons' own configuration checks"),
     ("firewall", "This host's firewall for DNS coming in"),
+    ("control", "The daemons' own view (their control channels)"),
     ("load", "Load, and signs of an attack"),
     ("log", "The daemons' recent errors"),
 )
@@ -45,16 +46,16 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         configs = pool.submit(host.config_checks, daemons, unit_list)
         walls = pool.submit(_firewall, addresses, port, max(1.0, window))
+        first = control.read(daemons)  # the daemons' counters at the start of the window, and at its end
         load = host.load(window, daemons)
-        findings = [running, *([units] if units else []), listening, *configs.result(), *walls.result(), load]
+        views = control.findings(daemons, first, control.read(daemons), window)
+        findings = [running, *([units] if units else []), listening, *configs.result(), *walls.result(), *views, load]
     unit_ids = [u["Id"] for u in unit_list]
-    log = host.logs(daemons, unit_ids)
-    if log:
-        findings.append(log)
+    findings += [log for log in (host.logs(daemons, unit_ids), host.log_files(daemons)) if log is not None]
     facts = _facts(addresses, port, findings, daemons)
     verdict = diagnose_host(facts, [f.id for f in findings], explain=explain)
     steps = steps_of(STEPS, findings, "nothing to report")
-    from runbook.engine import new_run_id
+    from runbook.model import new_run_id
 
     return Run(
         run_id=new_run_id(started_wall),
@@ -126,6 +127,7 @@ def _facts(addresses: tuple[str, ...], port: int, findings: list[Finding], daemo
         tcp=tuple(listening["tcp"]),
         invalid_configs=tuple(dict(f.evidence) for f in findings if f.step == "config" and f.status is Status.CRITICAL),
         load=dict(by_id["load/kernel"].evidence),
+        controls=tuple(dict(f.evidence) for f in findings if f.step == "control" and f.evidence.get("signs")),
         firewall_blocks=tuple(blocks),
         named={a: tuple(d["name"] for d in daemons if host.names_address(d, a)) for a in addresses},
     )
