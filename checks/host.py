@@ -301,6 +301,52 @@ def load(window: float, running: list[dict[str, Any]]) -> Finding:
     return Finding("load/kernel", "load", Status.OK, words, evidence)
 
 
+# Where each daemon's configuration names its own log file (a path, not syslog or standard error).
+LOG_FILE_OPTIONS: dict[str, str] = {
+    "unbound": r"^\s*logfile:\s*\"?([^\"\s#]+)",
+    "nsd": r"^\s*logfile:\s*\"?([^\"\s#]+)",
+    "knotd": r"^\s*-?\s*target:\s*\"?(/[^\"\s#]+)",
+    "dnsmasq": r"^\s*log-facility=(/\S+)",
+    "named": r"^\s*file\s+\"(/[^\"]+)\"",
+}
+# The lines of a log file worth quoting: the daemons' own words for trouble.
+TROUBLE = re.compile(r"\b(error|fatal|fail|crit|warn|refused|denied|cannot|could not|unable)", re.IGNORECASE)
+TAIL_BYTES = 65_536
+
+
+def log_files(running: list[dict[str, Any]]) -> Finding | None:
+    """The last lines that speak of trouble in the log files the daemons' configurations name (the end of each
+    file only: a server under attack may have a large log)."""
+    lines: list[str] = []
+    files: dict[str, str] = {}
+    for d in running:
+        pattern, conf = LOG_FILE_OPTIONS.get(d["name"]), d.get("config")
+        if not pattern or not conf:
+            continue
+        try:
+            found = re.findall(pattern, Path(conf).read_text(errors="replace"), re.MULTILINE)
+        except OSError:
+            continue
+        for path in dict.fromkeys(found):
+            try:
+                with open(path, "rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
+                    tail = f.read().decode(errors="replace").splitlines()[1:]
+            except OSError as e:
+                files[path] = f"unreadable: {e.strerror}"
+                continue
+            files[path] = d["name"]
+            lines += [f"{d['name']}: {line}" for line in tail if TROUBLE.search(line)][-LOG_LINES:]
+    if not files:
+        return None
+    lines = lines[-LOG_LINES:]
+    where = ", ".join(files)
+    if not lines:
+        return Finding("log/files", "log", Status.OK, f"no warnings or errors at the end of {where}", {"files": files})
+    summary = f"{len(lines)} warnings and errors at the end of {where}: {lines[-1]}"
+    return Finding("log/files", "log", Status.WARNING, summary, {"files": files, "lines": lines})
+
+
 def logs(running: list[dict[str, Any]], unit_names: list[str]) -> Finding | None:
     """The last warnings and errors of the DNS units' journal, a bounded number of lines."""
     if not unit_names or not shutil.which("journalctl"):

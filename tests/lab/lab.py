@@ -53,6 +53,7 @@ REQUIRED_TOOLS = (
     "dig",
     "openssl",
     "tcpdump",
+    "dnsperf",
 )
 
 
@@ -288,7 +289,8 @@ class Lab:
             '  local-zone: "." refuse\n'
             f'  local-zone: "{ZONE}." transparent\n'
             f'  local-zone: "{SIGNED_ZONE}." transparent\n'
-            "remote-control:\n  control-enable: no\n"
+            # The daemon's own view, for `runbook server`: its control channel, on a local socket.
+            f'remote-control:\n  control-enable: yes\n  control-interface: "{d}/unbound.ctl"\n'
             f'stub-zone:\n  name: "{ZONE}."\n  stub-addr: {AUTH}\n'
             f'stub-zone:\n  name: "{SIGNED_ZONE}."\n  stub-addr: {SIGNED_AUTH}\n'
         )
@@ -475,6 +477,43 @@ class Lab:
 
     def hosts(self, text: str) -> contextlib.AbstractContextManager[None]:
         return self._client_file("hosts", text)
+
+    @contextlib.contextmanager
+    def unbound_with(self, *lines: str) -> Iterator[None]:
+        """unbound restarted with ``lines`` added to its ``server:`` clause; restarted as it was afterwards."""
+        conf = self.workdir / "unbound" / "unbound.conf"
+        good = conf.read_text()
+        self.stop("unbound")
+        conf.write_text(good.replace("server:\n", "server:\n" + "".join(f"  {line}\n" for line in lines), 1))
+        try:
+            self.start("unbound")
+            yield
+        finally:
+            self.stop("unbound")
+            conf.write_text(good)
+            self.start("unbound")
+
+    @contextlib.contextmanager
+    def flooding(self, address: str, seconds: float, *, clients: int = 8) -> Iterator[subprocess.Popen[str]]:
+        """dnsperf from the client's namespace at ``address`` for ``seconds``, as fast as it can with 20,000
+        queries outstanding: names of the lab zone, and random names under it. The block runs during the flood.
+
+        dnsperf and unbound share one CPU (taskset), as a server's daemon shares its CPU with whatever floods it
+        or runs beside it: while unbound waits for the CPU, the flood fills its receive buffer and the kernel drops.
+        On two free cores unbound would read as fast as dnsperf sends, and nothing would overflow."""
+        data = self.workdir / "flood.txt"
+        data.write_text("".join(f"{n}.{ZONE} A\n" for n in ("www", "big", *(secrets.token_hex(4) for _ in range(200)))))
+        argv = ["dnsperf", "-s", address, "-d", str(data), "-l", f"{seconds:g}", "-c", str(clients), "-q", "20000"]
+        proc = subprocess.Popen(["ip", "netns", "exec", self.client, *argv], stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)  # dnsperf is sending
+            yield proc
+        finally:
+            try:
+                proc.wait(seconds + 10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     @contextlib.contextmanager
     def paused(self, name: str) -> Iterator[None]:

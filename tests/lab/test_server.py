@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from tests.conftest import validate_document
-from tests.lab.lab import RESOLVER, Lab
+from tests.lab.lab import RESOLVER, SIGNED_ZONE, Lab
 from tests.lab.test_verdicts import FAST, ruleset
 
 
@@ -51,6 +54,18 @@ def test_the_seeds_incident_on_the_server_is_a_daemon_not_running(lab: Lab) -> N
     assert doc["verdict"]["code"] == "daemon-not-running", doc["verdict"]
     # The client's diagnosis names the command that finds this, on this host.
     assert any(f"runbook server --address {RESOLVER}" in c for a in client["verdict"]["actions"] for c in a["commands"])
+
+
+def test_a_daemon_killed_by_a_signal_is_not_running(lab: Lab) -> None:
+    unbound = lab.daemons["unbound"].proc
+    assert unbound is not None
+    os.kill(unbound.pid, signal.SIGKILL)  # no clean shutdown: its pid file and control socket stay behind
+    unbound.wait()
+    try:
+        doc = server(lab)
+    finally:
+        lab.start("unbound")
+    assert doc["verdict"]["code"] == "daemon-not-running", doc["verdict"]
 
 
 def test_a_daemon_listening_on_loopback_only(lab: Lab) -> None:
@@ -113,3 +128,36 @@ def test_an_inbound_drop_on_the_server(lab: Lab) -> None:
 def test_bad_input_is_one_line_and_exit_3(lab: Lab) -> None:
     proc = lab.runbook_on_server("server", "--address", "not-an-address", "--no-record")
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1
+
+
+def test_a_flood_that_overflows_the_receive_buffer_is_overload(lab: Lab) -> None:
+    """dnsperf from the client against unbound with a 4 KiB receive buffer: the kernel drops what unbound cannot
+    read in time. `runbook server` watches for 3 s; the flood starts inside that window."""
+    argv = ["server", "--address", RESOLVER, "--window", "3", "--format", "json", "--no-record"]
+    with lab.unbound_with("so-rcvbuf: 4k"):
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.dns, sys.executable, "-m", "runbook", *argv], stdout=subprocess.PIPE, text=True
+        )
+        time.sleep(1.0)  # the command has started its window
+        with lab.flooding(RESOLVER, 2):
+            out, _ = proc.communicate(timeout=30)
+    doc = validate_document(json.loads(out))
+    assert doc["verdict"]["code"] == "server-overloaded", doc["verdict"]
+    assert "receive buffer" in doc["verdict"]["summary"]
+    # The daemon's own view, from its control channel, counts the flood too.
+    view = next(f for f in doc["findings"] if f["id"] == "control/unbound")
+    assert view["evidence"]["queries_per_s"] > 1000, view
+    # The light touch asked of it on a server under attack: a few % of one core, a bounded window.
+    assert doc["duration_s"] < 4
+
+
+def test_the_daemons_own_view_and_its_log_file(lab: Lab) -> None:
+    """A healthy server: unbound's control channel answers (queries counted over the window), and the lines of
+    its own log file that speak of trouble are quoted, here a validation failure of the lab's broken zone."""
+    lab.ns(lab.client, "dig", "+time=1", "+tries=1", f"@{RESOLVER}", f"www.{SIGNED_ZONE}", "A", check=False)
+    doc = server(lab)
+    assert doc["verdict"]["code"] == "healthy", doc["verdict"]
+    view = next(f for f in doc["findings"] if f["id"] == "control/unbound")
+    assert view["status"] == "ok" and "unbound-control" in view["evidence"]["command"]
+    log = next(f for f in doc["findings"] if f["id"] == "log/files")
+    assert any("validation failure" in line for line in log["evidence"]["lines"]), log

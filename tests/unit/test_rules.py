@@ -233,6 +233,7 @@ def host(**changes: Any) -> HostFacts:
         "tcp": ({"address": A, "pid": 10, "process": "unbound", "dns_daemon": True},),
         "invalid_configs": (),
         "load": {"window_s": 2, "udp": {"RcvbufErrors": 0}, "conntrack": {}, "cpu_percent": {}},
+        "controls": (),
         "firewall_blocks": (),
         "named": {A: ("unbound",)},
     }
@@ -264,7 +265,8 @@ HOST_CASES: dict[str, tuple[HostFacts, HostFacts]] = {
     "server-firewall": (host(firewall_blocks=("UDP query in: drop",)), host()),
     "overloaded": (
         host(load={"window_s": 2, "udp": {"RcvbufErrors": 400}, "conntrack": {}, "cpu_percent": {}}),
-        host(),
+        # a few datagrams lost to a burst, where thousands came in, are not an overload
+        host(load={"window_s": 2, "udp": {"RcvbufErrors": 3, "InDatagrams": 9000}, "conntrack": {}, "cpu_percent": {}}),
     ),
     "host-healthy": (host(), host(tcp=())),
     "host-no-pattern": (host(daemons=(), named={A: ()}), host()),
@@ -373,3 +375,10 @@ def test_a_resolver_claiming_authority_for_a_zone_served_elsewhere_is_said() -> 
     # Without AA, or when the server is one of the zone's own, nothing is claimed.
     plain = d.diagnose(TARGET, (S1,), [resolved(S1, FORGED), udp(S1, FORGED), auth("198.18.53.2", AUTH_ANSWER)])
     assert "authority (AA)" not in plain.summary
+
+
+def test_the_daemons_own_view_of_a_full_request_list_is_overload_and_servfails_are_not() -> None:
+    full = {"daemon": "unbound", "signs": ["its request list was full: 812 queries dropped in 2 s"]}
+    servfail = {"daemon": "unbound", "signs": ["40 of 50 answers were SERVFAIL"]}
+    assert d.diagnose_host(host(controls=(full,)), []).code == "server-overloaded"
+    assert d.diagnose_host(host(controls=(servfail,)), []).code == "healthy"
