@@ -70,9 +70,9 @@ def daemons() -> Finding:
     found: list[dict[str, Any]] = []
     elsewhere: list[dict[str, Any]] = []
     hidden = 0
-    for proc in psutil.process_iter(["pid", "name", "cmdline", "username"]):
-        name = proc.info["name"] or ""
-        if name not in DAEMONS:
+    for proc in psutil.process_iter(["pid", "ppid", "name", "cmdline", "username"]):
+        name = dns_name(proc.info["name"] or "", proc.info["cmdline"])
+        if name is None or _daemon_root(proc, name) != proc.pid:  # a daemon's own children are the daemon
             continue
         entry = _daemon_entry(proc, name)
         netns = _netns(proc.pid)
@@ -93,6 +93,28 @@ def daemons() -> Finding:
     if hidden:
         words += f"; the network namespace of {hidden} could not be read without root"
     return Finding("daemons/running", "daemons", Status.OK, f"running: {words}", evidence)
+
+
+def dns_name(name: str, cmdline: list[str] | None = None) -> str | None:
+    """The DNS daemon a process is, or None. NSD names its processes "nsd: main", "nsd: xfrd", "nsd: server 1"."""
+    for candidate in (name, name.split(":", 1)[0].strip(), os.path.basename(cmdline[0]) if cmdline else ""):
+        if candidate in DAEMONS:
+            return candidate
+    return None
+
+
+def _daemon_root(proc: Any, name: str) -> int:
+    """The pid of the daemon ``proc`` belongs to: its furthest ancestor that is the same daemon."""
+    import psutil
+
+    root = proc.pid
+    with contextlib.suppress(psutil.Error):
+        for parent in proc.parents():
+            with contextlib.suppress(psutil.Error):
+                if dns_name(parent.name(), parent.cmdline()) != name:
+                    break
+                root = parent.pid
+    return int(root)
 
 
 def _daemon_entry(proc: Any, name: str) -> dict[str, Any]:
@@ -165,6 +187,7 @@ def listeners(port: int) -> Finding:
     udp: list[dict[str, Any]] = []
     tcp: list[dict[str, Any]] = []
     names: dict[int, str] = {}
+    roots: dict[int, tuple[str | None, int]] = {}
     for conn in psutil.net_connections(kind="inet"):
         if not conn.laddr or conn.laddr.port != port:
             continue
@@ -177,9 +200,14 @@ def listeners(port: int) -> Finding:
         pid = conn.pid
         if pid is not None and pid not in names:
             with contextlib.suppress(psutil.Error):
-                names[pid] = psutil.Process(pid).name()
+                proc = psutil.Process(pid)
+                names[pid] = proc.name()
+                daemon = dns_name(names[pid], proc.cmdline())
+                roots[pid] = (daemon, _daemon_root(proc, daemon) if daemon else pid)
         process = names.get(pid) if pid else None
-        bucket.append({"address": conn.laddr.ip, "pid": pid, "process": process, "dns_daemon": process in DAEMONS})
+        daemon, root = roots.get(pid, (None, pid)) if pid else (None, None)
+        entry = {"address": conn.laddr.ip, "pid": pid, "process": process, "dns_daemon": daemon is not None}
+        bucket.append(entry | {"daemon": daemon, "daemon_pid": root})
     udp, tcp = _unique(udp), _unique(tcp)
     evidence: dict[str, Any] = {"port": port, "udp": udp, "tcp": tcp}
     if not udp and not tcp:

@@ -503,7 +503,7 @@ class HostFacts:
         for d in self.daemons:
             if d["name"] == "systemd-resolved":
                 continue
-            mine = [e["address"] for e in (*self.udp, *self.tcp) if e.get("pid") == d["pid"]]
+            mine = [e["address"] for e in (*self.udp, *self.tcp) if d["pid"] in (e.get("pid"), e.get("daemon_pid"))]
             if mine and all(a.startswith("127.") or a == "::1" for a in mine):
                 out.append(f"{d['name']} listens on {', '.join(sorted(set(mine)))} only")
         return out

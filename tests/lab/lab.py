@@ -198,7 +198,7 @@ class Lab:
             f'  zonesdir: "{d}"\n  database: ""\n  pidfile: "{d}/nsd.pid"\n'
             f'  xfrdfile: "{d}/xfrd.state"\n  zonelistfile: "{d}/zone.list"\n'
             f'  logfile: "{d}/nsd.log"\n  verbosity: 1\n  server-count: 1\n'
-            "remote-control:\n  control-enable: no\n"
+            f'remote-control:\n  control-enable: yes\n  control-interface: "{d}/nsd.ctl"\n'
             f"zone:\n  name: {ZONE}\n  zonefile: {ZONE}.zone\n"
         )
         self.daemons["nsd"] = Daemon("nsd", ["nsd", "-d", "-c", str(d / "nsd.conf")], self.auth, d / "stdout.log")

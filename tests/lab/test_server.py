@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.conftest import validate_document
-from tests.lab.lab import RESOLVER, SIGNED_ZONE, Lab
+from tests.lab.lab import AUTH, RESOLVER, SIGNED_ZONE, ZONE, Lab
 from tests.lab.test_verdicts import FAST, ruleset
 
 
@@ -161,3 +161,29 @@ def test_the_daemons_own_view_and_its_log_file(lab: Lab) -> None:
     assert view["status"] == "ok" and "unbound-control" in view["evidence"]["command"]
     log = next(f for f in doc["findings"] if f["id"] == "log/files")
     assert any("validation failure" in line for line in log["evidence"]["lines"]), log
+
+
+def test_the_authoritative_servers_control_channels(lab: Lab) -> None:
+    """On the lab's authoritative host, NSD (control on a local socket) and Knot (its default control socket)
+    answer their read-only commands: nsd-control's counters over the window, knotc's status."""
+    lab.ns(lab.client, "dig", "+time=1", "+tries=1", f"@{AUTH}", f"www.{ZONE}", "A", check=False)
+    proc = lab.ns(
+        lab.auth,
+        sys.executable,
+        "-m",
+        "runbook",
+        "server",
+        "--address",
+        AUTH,
+        "--window",
+        "0.5",
+        "--format",
+        "json",
+        "--no-record",
+        check=False,
+    )
+    doc = validate_document(json.loads(proc.stdout))
+    assert doc["verdict"]["code"] == "healthy", doc["verdict"]
+    views = {f["id"]: f for f in doc["findings"] if f["step"] == "control"}
+    assert views["control/nsd"]["status"] == "ok" and "queries_per_s" in views["control/nsd"]["evidence"], views
+    assert views["control/knotd"]["status"] == "ok", views

@@ -382,3 +382,13 @@ def test_the_daemons_own_view_of_a_full_request_list_is_overload_and_servfails_a
     servfail = {"daemon": "unbound", "signs": ["40 of 50 answers were SERVFAIL"]}
     assert d.diagnose_host(host(controls=(full,)), []).code == "server-overloaded"
     assert d.diagnose_host(host(controls=(servfail,)), []).code == "healthy"
+
+
+def test_a_daemons_processes_are_known_by_the_names_they_give_themselves() -> None:
+    """NSD titles its processes "nsd: main", "nsd: server 1": its listener is the daemon, not a stranger holding
+    port 53 (a false port-53-taken, seen on the lab's authoritative host)."""
+    from checks.host import dns_name
+
+    assert dns_name("nsd: server 1") == dns_name("nsd: main") == "nsd"
+    assert dns_name("named") == "named" and dns_name("python3", ["/usr/sbin/unbound", "-d"]) == "unbound"
+    assert dns_name("python3", ["python3", "-c", "bind port 53"]) is None
