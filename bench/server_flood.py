@@ -1,8 +1,8 @@
 """What ``runbook server`` costs the server it examines, quiet and under a flood.
 
 In the lab's DNS server namespace, ``runbook server --window W`` runs on a quiet server (the baseline), then
-while dnsperf floods unbound from the client namespace with a 4 KiB receive buffer (the kernel drops what
-unbound does not read in time). For each it prints the wall time, the CPU the command used (user + system,
+while waves of dnsperf flood unbound from the client namespace with a 4 KiB receive buffer (the kernel drops
+what unbound does not read in time). For each it prints the wall time, the CPU the command used (user + system,
 and as a share of one core over its wall time), its peak memory (max RSS, from the kernel's accounting of the
 child), and the verdict; the ratios are flooded / quiet, in the same run. Needs root (the lab).
 
@@ -36,24 +36,17 @@ class Cost:
     verdict: str
 
 
-def measure(lab: Lab, window: float, flood: bool) -> Cost:
-    """One `runbook server`, its own rusage from wait4 (the command alone, not its children's children)."""
+def measure(lab: Lab, window: float) -> Cost:
+    """One `runbook server`, its rusage from wait4: the command and every program it ran and waited for."""
     argv = ["server", "--address", RESOLVER, "--window", f"{window:g}", "--format", "json", "--no-record"]
     start = time.perf_counter()
     proc = subprocess.Popen(
         ["ip", "netns", "exec", lab.dns, sys.executable, "-m", "runbook", *argv], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    if flood:
-        time.sleep(min(1.0, window / 2))  # the flood starts inside the command's window
-        with lab.flooding(RESOLVER, window):
-            out = proc.stdout.read()
-            _, _, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - start  # the command is done; the flood's tail is not its time
-    else:
-        out = proc.stdout.read()
-        _, _, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
+    out = proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
     proc.returncode = 0
     verdict = json.loads(out)["verdict"]["code"]
     return Cost(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, verdict)
@@ -76,10 +69,10 @@ def main() -> int:
     _bytecode()
     lab = Lab().up()
     try:
-        measure(lab, args.window, False)  # warm the page cache: the first import reads the files from disk
-        quiet = [measure(lab, args.window, False) for _ in range(args.repeat)]
-        with lab.unbound_with("so-rcvbuf: 4k"):
-            flooded = [measure(lab, args.window, True) for _ in range(args.repeat)]
+        measure(lab, args.window)  # warm the page cache: the first import reads the files from disk
+        quiet = [measure(lab, args.window) for _ in range(args.repeat)]
+        with lab.unbound_with("so-rcvbuf: 4k"), lab.flooding(RESOLVER):
+            flooded = [measure(lab, args.window) for _ in range(args.repeat)]
     finally:
         lab.down()
     print(f"runbook server --window {args.window:g}, median of {args.repeat} (the quiet server is the baseline)")

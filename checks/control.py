@@ -26,7 +26,8 @@ TIMEOUT = 3.0
 class Channel:
     tool: str
     argv: Callable[[str | None], list[str]]
-    enabled: Callable[[str | None], bool]
+    off: Callable[[str | None], str | None]
+    """Why the channel is not to be tried (not enabled, the configuration unreadable), or None."""
     parse: Callable[[str], dict[str, str]]
 
 
@@ -39,15 +40,21 @@ def _key_values(text: str, sep: str = "=") -> dict[str, str]:
     return out
 
 
-def _control_enabled(conf: str | None) -> bool:
-    """unbound and NSD: ``control-enable: yes`` in the configuration (its ``remote-control:`` clause)."""
+def _control_off(conf: str | None) -> str | None:
+    """unbound and NSD: on only with ``control-enable: yes`` in the configuration (its ``remote-control:``)."""
     if not conf:
-        return False
+        return "its configuration file is not known"
     try:
         text = Path(conf).read_text(errors="replace")
-    except OSError:
-        return False
-    return re.search(r"^\s*control-enable:\s*\"?yes\"?\s*(#.*)?$", text, re.MULTILINE) is not None
+    except OSError as e:
+        return f"its configuration {conf} could not be read ({e.strerror}): run as root"
+    if re.search(r"^\s*control-enable:\s*\"?yes\"?\s*(#.*)?$", text, re.MULTILINE) is None:
+        return f"its control channel is not enabled in {conf}"
+    return None
+
+
+def _always(_conf: str | None) -> str | None:
+    return None
 
 
 def _with_conf(tool: str, *args: str) -> Callable[[str | None], list[str]]:
@@ -55,14 +62,12 @@ def _with_conf(tool: str, *args: str) -> Callable[[str | None], list[str]]:
 
 
 CHANNELS: dict[str, Channel] = {
-    "unbound": Channel(
-        "unbound-control", _with_conf("unbound-control", "stats_noreset"), _control_enabled, _key_values
-    ),
-    "nsd": Channel("nsd-control", _with_conf("nsd-control", "stats_noreset"), _control_enabled, _key_values),
+    "unbound": Channel("unbound-control", _with_conf("unbound-control", "stats_noreset"), _control_off, _key_values),
+    "nsd": Channel("nsd-control", _with_conf("nsd-control", "stats_noreset"), _control_off, _key_values),
     # rndc reads /etc/bind/rndc.key (or rndc.conf), not named's configuration; BIND sets the key up by default.
-    "named": Channel("rndc", lambda _conf: ["rndc", "status"], lambda _conf: True, lambda t: _key_values(t, ":")),
+    "named": Channel("rndc", lambda _conf: ["rndc", "status"], _always, lambda t: _key_values(t, ":")),
     # Knot's control socket is on by default.
-    "knotd": Channel("knotc", _with_conf("knotc", "status"), lambda _conf: True, lambda t: {"status": t.strip()}),
+    "knotd": Channel("knotc", _with_conf("knotc", "status"), _always, lambda t: {"status": t.strip()}),
 }
 
 
@@ -74,8 +79,9 @@ def read(daemons: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         if channel is None:
             continue
         conf = d.get("config")
-        if not channel.enabled(conf):
-            readings[d["pid"]] = {"skipped": f"its control channel is not enabled in {conf or 'its configuration'}"}
+        off = channel.off(conf)
+        if off is not None:
+            readings[d["pid"]] = {"skipped": off}
         elif shutil.which(channel.tool) is None:
             readings[d["pid"]] = {"skipped": f"{channel.tool} is not installed"}
         else:

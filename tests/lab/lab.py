@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -494,26 +495,30 @@ class Lab:
             self.start("unbound")
 
     @contextlib.contextmanager
-    def flooding(self, address: str, seconds: float, *, clients: int = 8) -> Iterator[subprocess.Popen[str]]:
-        """dnsperf from the client's namespace at ``address`` for ``seconds``, as fast as it can with 20,000
-        queries outstanding: names of the lab zone, and random names under it. The block runs during the flood.
+    def flooding(self, address: str, *, clients: int = 8) -> Iterator[None]:
+        """Waves of dnsperf from the client's namespace at ``address`` for as long as the block runs: each wave
+        sends 20,000 queries at once (its outstanding limit), names of the lab zone and random names under it,
+        then gives up on the unanswered after half a second, and the next wave starts.
 
-        dnsperf and unbound share one CPU (taskset), as a server's daemon shares its CPU with whatever floods it
-        or runs beside it: while unbound waits for the CPU, the flood fills its receive buffer and the kernel drops.
-        On two free cores unbound would read as fast as dnsperf sends, and nothing would overflow."""
+        dnsperf alone, once its first burst is out, sends only as fast as answers come back, and a daemon that
+        keeps up then never overflows its buffer; the waves are what the bursts of a flood do to it."""
         data = self.workdir / "flood.txt"
         data.write_text("".join(f"{n}.{ZONE} A\n" for n in ("www", "big", *(secrets.token_hex(4) for _ in range(200)))))
-        argv = ["dnsperf", "-s", address, "-d", str(data), "-l", f"{seconds:g}", "-c", str(clients), "-q", "20000"]
-        proc = subprocess.Popen(["ip", "netns", "exec", self.client, *argv], stdout=subprocess.PIPE, text=True)
+        argv = ["dnsperf", "-s", address, "-d", str(data), "-c", str(clients), "-q", "20000", "-l", "0.5", "-t", "0.5"]
+        stop = threading.Event()
+
+        def waves() -> None:
+            while not stop.is_set():
+                self.ns(self.client, *argv, check=False)
+
+        thread = threading.Thread(target=waves, daemon=True)
+        thread.start()
         try:
-            time.sleep(0.5)  # dnsperf is sending
-            yield proc
+            time.sleep(0.3)  # the first wave is out
+            yield
         finally:
-            try:
-                proc.wait(seconds + 10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop.set()
+            thread.join(20)
 
     @contextlib.contextmanager
     def paused(self, name: str) -> Iterator[None]:

@@ -1,0 +1,39 @@
+"""The daemons' control channels as `runbook server` reads them: counters into rates over the window, limits
+into signs of overload, and a channel that cannot be tried says why. (Against the real unbound, NSD and Knot:
+tests/lab/test_server.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from checks import control
+
+UNBOUND_BEFORE = "total.num.queries=1000\nnum.answer.rcode.SERVFAIL=10\ntotal.requestlist.exceeded=0\ntime.up=12.5\n"
+UNBOUND_AFTER = "total.num.queries=5000\nnum.answer.rcode.SERVFAIL=30\ntotal.requestlist.exceeded=812\n"
+
+
+def test_unbound_counters_become_rates_and_a_full_request_list_is_a_sign() -> None:
+    first, last = control._key_values(UNBOUND_BEFORE), control._key_values(UNBOUND_AFTER)
+    view = control._view_unbound(first, last, 2.0)
+    assert view["queries_per_s"] == 2000.0 and view["servfail_share"] == 0.005
+    assert view["requestlist_exceeded"] == 812 and view["signs"] == [
+        "its request list was full: 812 queries dropped in 2 s"
+    ]
+    quiet = control._view_unbound(first, first, 2.0)
+    assert quiet["signs"] == [] and quiet["servfail_share"] is None
+
+
+def test_bind_at_its_client_limit_is_a_sign_and_below_it_is_not() -> None:
+    busy = control._key_values("recursive clients: 995/900/1000\ntcp clients: 3/150\n", ":")
+    assert control._view_named({}, busy, 2.0)["signs"] == ["recursive clients 995/900/1000: at its limit"]
+    calm = control._key_values("recursive clients: 12/900/1000\n", ":")
+    assert control._view_named({}, calm, 2.0)["signs"] == []
+
+
+def test_a_channel_that_is_off_or_unreadable_says_why(tmp_path: Path) -> None:
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\nremote-control:\n  control-enable: no\n")
+    assert "not enabled" in str(control._control_off(str(conf)))
+    conf.write_text('remote-control:\n  control-enable: "yes"  # on\n')
+    assert control._control_off(str(conf)) is None
+    assert "could not be read" in str(control._control_off(str(tmp_path / "missing.conf")))
