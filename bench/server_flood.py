@@ -1,10 +1,12 @@
 """What ``runbook server`` costs the server it examines, quiet and under a flood.
 
 In the lab's DNS server namespace, ``runbook server --window W`` runs on a quiet server (the baseline), then
-while waves of dnsperf flood unbound from the client namespace with a 4 KiB receive buffer (the kernel drops
-what unbound does not read in time). For each it prints the wall time, the CPU the command used (user + system,
-and as a share of one core over its wall time), its peak memory (max RSS, from the kernel's accounting of the
-child), and the verdict; the ratios are flooded / quiet, in the same run. Needs root (the lab).
+while waves of dnsperf flood unbound from the client namespace, unbound with a 4 KiB receive buffer and short
+of CPU (a busy loop per core at nice 10, unbound at nice 19: the kernel drops what it does not read in time).
+The command itself runs at the default priority, as an administrator's would. For each it prints the wall
+time, the CPU the command used (user + system, and as a share of one core over its wall time), its peak
+memory (max RSS, from the kernel's accounting of the child), and the verdict; the ratio is flooded / quiet,
+in the same run. Needs root (the lab).
 
     sudo .venv/bin/python bench/server_flood.py [--window 2] [--repeat 3]
 """
@@ -71,7 +73,7 @@ def main() -> int:
     try:
         measure(lab, args.window)  # warm the page cache: the first import reads the files from disk
         quiet = [measure(lab, args.window) for _ in range(args.repeat)]
-        with lab.unbound_with("so-rcvbuf: 4k"), lab.flooding(RESOLVER):
+        with lab.unbound_with("so-rcvbuf: 4k"), lab.starved("unbound"), lab.flooding(RESOLVER):
             flooded = [measure(lab, args.window) for _ in range(args.repeat)]
     finally:
         lab.down()

@@ -122,7 +122,7 @@ def findings(
             continue
         view = VIEWS.get(name, _view_status)(first.get("values", {}), last["values"], window)
         evidence = {"daemon": name, "command": last["command"], **view}
-        status = Status.WARNING if view.get("signs") else Status.OK
+        status = Status.WARNING if view.get("signs") or view.get("warnings") else Status.OK
         out.append(Finding(f"control/{name}", "control", status, f"{name}: {view['words']}", evidence))
     return out
 
@@ -147,12 +147,11 @@ def _view_unbound(first: Mapping[str, str], last: Mapping[str, str], window: flo
         "requestlist_current": int(float(current)) if current else None,
         "uptime_s": _number(last.get("time.up")),
     }
-    signs = []
-    if exceeded > 0:
-        signs.append(f"its request list was full: {exceeded} queries dropped in {window:g} s")
-    if queries >= 20 and servfail / queries > 0.5:
-        signs.append(f"{servfail} of {queries} answers were SERVFAIL")
-    view["signs"] = signs
+    view["signs"] = [f"its request list was full: {exceeded} queries dropped in {window:g} s"] if exceeded > 0 else []
+    # Not overload: upstream trouble, or validation failing; worth a warning of its own.
+    view["warnings"] = (
+        [f"{servfail} of {queries} answers were SERVFAIL"] if queries >= 20 and servfail / queries > 0.5 else []
+    )
     words = f"{view['queries_per_s']:.0f} queries/s over {window:g} s, {servfail} SERVFAIL"
     view["words"] = words + (f", {exceeded} dropped for a full request list" if exceeded else "")
     return view

@@ -10,6 +10,7 @@ its limit, and the last errors of its log. Each is one finding; :mod:`runbook.ru
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -346,33 +347,53 @@ def log_files(running: list[dict[str, Any]]) -> Finding | None:
     """The last lines that speak of trouble in the log files the daemons' configurations name (the end of each
     file only: a server under attack may have a large log)."""
     lines: list[str] = []
-    files: dict[str, str] = {}
+    read: dict[str, str] = {}
+    unread: dict[str, str] = {}
     for d in running:
-        pattern, conf = LOG_FILE_OPTIONS.get(d["name"]), d.get("config")
-        if not pattern or not conf:
-            continue
-        try:
-            found = re.findall(pattern, Path(conf).read_text(errors="replace"), re.MULTILINE)
-        except OSError:
-            continue
-        for path in dict.fromkeys(found):
-            try:
-                with open(path, "rb") as f:
-                    f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
-                    tail = f.read().decode(errors="replace").splitlines()[1:]
-            except OSError as e:
-                files[path] = f"unreadable: {e.strerror}"
+        for path in _log_paths(d):
+            if not os.path.isabs(path):  # relative to the daemon's own directory or chroot: not guessed
+                unread[path] = "a relative path (the daemon's directory is not known here)"
                 continue
-            files[path] = d["name"]
-            lines += [f"{d['name']}: {line}" for line in tail if TROUBLE.search(line)][-LOG_LINES:]
-    if not files:
+            try:
+                tail = _tail(path)
+            except OSError as e:
+                unread[path] = f"unreadable ({e.strerror})" + (": run as root" if e.errno == errno.EACCES else "")
+                continue
+            read[path] = d["name"]
+            lines += [f"{d['name']}: {line[:500]}" for line in tail if TROUBLE.search(line)][-LOG_LINES:]
+    if not read and not unread:
         return None
     lines = lines[-LOG_LINES:]
-    where = ", ".join(files)
+    evidence: dict[str, Any] = {"files": read, "unread": unread, "lines": lines}
+    if not read:
+        words = "; ".join(f"{p}: {why}" for p, why in unread.items())
+        return Finding(
+            "log/files", "log", Status.UNKNOWN, f"the daemons' log files could not be read: {words}", evidence
+        )
+    where = ", ".join(read)
     if not lines:
-        return Finding("log/files", "log", Status.OK, f"no warnings or errors at the end of {where}", {"files": files})
+        return Finding("log/files", "log", Status.OK, f"no warnings or errors at the end of {where}", evidence)
     summary = f"{len(lines)} warnings and errors at the end of {where}: {lines[-1]}"
-    return Finding("log/files", "log", Status.WARNING, summary, {"files": files, "lines": lines})
+    return Finding("log/files", "log", Status.WARNING, summary, evidence)
+
+
+def _log_paths(d: dict[str, Any]) -> list[str]:
+    pattern, conf = LOG_FILE_OPTIONS.get(d["name"]), d.get("config")
+    if not pattern or not conf:
+        return []
+    try:
+        return list(dict.fromkeys(re.findall(pattern, Path(conf).read_text(errors="replace"), re.MULTILINE)))
+    except OSError:
+        return []
+
+
+def _tail(path: str) -> list[str]:
+    """The lines of the file's last TAIL_BYTES (a first line cut by the seek is left out)."""
+    with open(path, "rb") as f:
+        start = max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES)
+        f.seek(start)
+        text = f.read().decode(errors="replace").splitlines()
+    return text[1:] if start else text
 
 
 def logs(running: list[dict[str, Any]], unit_names: list[str]) -> Finding | None:

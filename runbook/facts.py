@@ -529,7 +529,7 @@ class HostFacts:
             if d.get("fds") and d.get("fd_limit") and d["fds"] > 0.9 * d["fd_limit"]:
                 reasons.append(f"{d['name']} has {d['fds']} of its {d['fd_limit']} open files")
         for view in self.controls:
-            reasons += [f"{view['daemon']} says {sign}" for sign in view["signs"] if "SERVFAIL" not in sign]
+            reasons += [f"{view['daemon']} says {sign}" for sign in view["signs"]]
         return reasons
 
     @property

@@ -521,6 +521,26 @@ class Lab:
             thread.join(20)
 
     @contextlib.contextmanager
+    def starved(self, name: str) -> Iterator[None]:
+        """The daemon short of CPU: reniced to 19 while a busy loop per CPU runs at nice 10, as a server's daemon
+        is when something else takes its cores. What runs at the default priority (the test, `runbook server`,
+        dnsperf) goes first."""
+        proc = self.daemons[name].proc
+        assert proc is not None
+        sh("renice", "-n", "19", "-p", str(proc.pid))
+        hogs = [
+            subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 1)
+        ]
+        try:
+            yield
+        finally:
+            for hog in hogs:
+                os.kill(hog.pid, signal.SIGKILL)
+                hog.wait()
+            sh("renice", "-n", "0", "-p", str(proc.pid), check=False)
+
+    @contextlib.contextmanager
     def paused(self, name: str) -> Iterator[None]:
         """A hung daemon: SIGSTOP. The kernel still completes TCP handshakes and queues UDP for it."""
         proc = self.daemons[name].proc

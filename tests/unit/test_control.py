@@ -4,6 +4,7 @@ tests/lab/test_server.py.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from checks import control
@@ -37,3 +38,25 @@ def test_a_channel_that_is_off_or_unreadable_says_why(tmp_path: Path) -> None:
     conf.write_text('remote-control:\n  control-enable: "yes"  # on\n')
     assert control._control_off(str(conf)) is None
     assert "could not be read" in str(control._control_off(str(tmp_path / "missing.conf")))
+
+
+def test_log_files_named_by_the_configuration_quote_their_trouble_lines(tmp_path: Path) -> None:
+    from checks import host
+
+    log = tmp_path / "unbound.log"
+    log.write_text("error: could not open port 53\ninfo: start of service\ninfo: NOERROR answer\n")
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(f'server:\n  logfile: "{log}"\n')
+    daemon = {"name": "unbound", "config": str(conf)}
+    found = host.log_files([daemon])
+    assert found is not None and found.status.value == "warning"
+    # the file's first line is read when the file is whole; NOERROR is not an error
+    assert found.evidence["lines"] == ["unbound: error: could not open port 53"]
+    conf.write_text("server:\n  logfile: relative.log\n")
+    relative = host.log_files([daemon])
+    assert relative is not None and relative.status.value == "unknown" and "relative" in relative.summary
+    log.chmod(0)
+    conf.write_text(f'server:\n  logfile: "{log}"\n')
+    if os.geteuid() != 0:  # root reads it anyway
+        unread = host.log_files([daemon])
+        assert unread is not None and "could not be read" in unread.summary and "run as root" in unread.summary
