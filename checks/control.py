@@ -108,22 +108,24 @@ def findings(
     window: float,
 ) -> list[Finding]:
     out = []
+    twice = {n for n in (d["name"] for d in daemons) if sum(d["name"] == n for d in daemons) > 1}
     for d in daemons:
         if d["pid"] not in after:
             continue
         name, first, last = d["name"], before.get(d["pid"], {}), after[d["pid"]]
+        key = f"control/{name}" + (f"/{d['pid']}" if name in twice else "")  # two instances: one finding each
         if "skipped" in last:
-            out.append(Finding(f"control/{name}", "control", Status.SKIPPED, f"{name}: {last['skipped']}", {}))
+            out.append(Finding(key, "control", Status.SKIPPED, f"{name}: {last['skipped']}", {}))
             continue
         if "error" in last:
             evidence = {"daemon": name, "command": last["command"], "error": last["error"]}
             summary = f"{name}: `{' '.join(last['command'])}` failed: {last['error']}"
-            out.append(Finding(f"control/{name}", "control", Status.UNKNOWN, summary, evidence))
+            out.append(Finding(key, "control", Status.UNKNOWN, summary, evidence))
             continue
         view = VIEWS.get(name, _view_status)(first.get("values", {}), last["values"], window)
         evidence = {"daemon": name, "command": last["command"], **view}
         status = Status.WARNING if view.get("signs") or view.get("warnings") else Status.OK
-        out.append(Finding(f"control/{name}", "control", status, f"{name}: {view['words']}", evidence))
+        out.append(Finding(key, "control", status, f"{name}: {view['words']}", evidence))
     return out
 
 

@@ -60,3 +60,10 @@ def test_log_files_named_by_the_configuration_quote_their_trouble_lines(tmp_path
     if os.geteuid() != 0:  # root reads it anyway
         unread = host.log_files([daemon])
         assert unread is not None and "could not be read" in unread.summary and "run as root" in unread.summary
+
+
+def test_two_instances_of_a_daemon_get_a_finding_each() -> None:
+    daemons = [{"name": "unbound", "pid": 10}, {"name": "unbound", "pid": 11}, {"name": "nsd", "pid": 12}]
+    after = {p: {"skipped": "its control channel is not enabled in x"} for p in (10, 11, 12)}
+    ids = [f.id for f in control.findings(daemons, {}, after, 2.0)]
+    assert ids == ["control/unbound/10", "control/unbound/11", "control/nsd"]
