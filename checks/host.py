@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runbook.facts import how_it_ended
 from runbook.model import Finding, Status
 
 # Process names of DNS servers -> (unit names, config option in the command line, checker, packaged config)
@@ -170,15 +171,38 @@ def units() -> Finding | None:
         u for u in found if u.get("ActiveState") in ("failed", "inactive") or u.get("Result") not in (None, "success")
     ]
     status = Status.WARNING if failed else Status.OK
-    words = (
-        "; ".join(
-            f"{u['Id']} {u.get('ActiveState')}/{u.get('SubState')} (result {u.get('Result')}, exit "
-            f"{u.get('ExecMainStatus')}, restarts {u.get('NRestarts')})"
-            for u in found
-        )
-        or "no DNS unit"
-    )
-    return Finding("daemons/units", "daemons", status, f"systemd: {words}", {"units": found})
+    words = "; ".join(f"{u['Id']} {u.get('ActiveState')}/{u.get('SubState')} ({how_it_ended(u)})" for u in found)
+    return Finding("daemons/units", "daemons", status, f"systemd: {words or 'no DNS unit'}", {"units": found})
+
+
+# The kernel's own line when it kills a process for memory: "Out of memory: Killed process 1234 (unbound) ...".
+OOM_LINE = re.compile(r"Killed process (\d+) \(([^)]+)\)")
+
+
+def oom_kills(text: str) -> list[dict[str, Any]]:
+    """The DNS daemons the kernel's OOM killer killed, from kernel log text (dmesg or journalctl -k)."""
+    out = []
+    for line in text.splitlines():
+        m = OOM_LINE.search(line)
+        if m and dns_name(m.group(2)) is not None:
+            out.append({"pid": int(m.group(1)), "name": dns_name(m.group(2)), "line": line.strip()[:500]})
+    return out[-LOG_LINES:]
+
+
+def kernel_oom() -> Finding | None:
+    """OOM kills of DNS daemons in the kernel's log (dmesg; journalctl -k where dmesg is restricted)."""
+    for argv in (["dmesg", "--time-format", "iso"], ["journalctl", "-k", "--no-pager", "-o", "short-iso", "-b"]):
+        if shutil.which(argv[0]) is None:
+            continue
+        out = _run(argv, 5)
+        if out.get("exit") == 0:
+            kills = oom_kills(out["stdout"])
+            if not kills:
+                return None
+            who = ", ".join(f"{k['name']} (pid {k['pid']})" for k in kills)
+            summary = f"the kernel's log (this machine's, containers' included) says its OOM killer killed {who}"
+            return Finding("daemons/oom", "daemons", Status.WARNING, summary, {"kills": kills})
+    return None
 
 
 def listeners(port: int) -> Finding:

@@ -7,6 +7,7 @@ the site). The rules (:mod:`runbook.rules`) are conditions over these facts.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -470,6 +471,8 @@ class HostFacts:
     firewall_blocks: tuple[str, ...]
     named: dict[str, tuple[str, ...]]
     """address -> the running daemons whose command line or configuration names it."""
+    oom: tuple[dict[str, Any], ...] = ()
+    """DNS daemons the kernel's OOM killer killed (its log)."""
 
     def listening(self, address: str, proto: str) -> list[dict[str, Any]]:
         wild = ("0.0.0.0", "::") if ":" not in address else ("::",)
@@ -535,7 +538,7 @@ class HostFacts:
     @property
     def failed_units(self) -> list[str]:
         return [
-            f"{u.get('Id')} {u.get('ActiveState')} (result {u.get('Result')}, exit status {u.get('ExecMainStatus')})"
+            f"{u.get('Id')} {u.get('ActiveState')} ({how_it_ended(u)})"
             for u in self.units
             if u.get("ActiveState") in ("failed", "inactive") and u.get("Result") != "success"
         ]
@@ -545,3 +548,15 @@ class HostFacts:
             f"daemons: {', '.join(sorted(self.daemon_names)) or 'none'}; unserved: {', '.join(self.unserved) or 'none'}"
             f"; invalid configs: {len(self.invalid_configs)}; firewall blocks: {len(self.firewall_blocks)}"
         )
+
+
+def how_it_ended(unit: dict[str, str]) -> str:
+    """systemd's words for the main process's end: an exit status, a signal by name, the OOM killer."""
+    result, code, status = unit.get("Result"), unit.get("ExecMainCode"), unit.get("ExecMainStatus")
+    restarts = f", restarts {unit.get('NRestarts')}"
+    if result == "oom-kill":
+        return f"killed by the kernel's OOM killer{restarts}"
+    if code in ("2", "3") and status and status.isdigit():  # CLD_KILLED, CLD_DUMPED: the status is a signal
+        name = signal.Signals(int(status)).name if int(status) in signal.valid_signals() else f"signal {status}"
+        return f"result {result}, killed by {name}{' (core dumped)' if code == '3' else ''}{restarts}"
+    return f"result {result}, exit {status}{restarts}"

@@ -1007,6 +1007,7 @@ RULES: tuple[Rule, ...] = (
         explain=lambda h: (
             f"No DNS daemon serves {', '.join(h.addresses)} on port {h.port}: it is not running"
             + (f" ({'; '.join(h.failed_units)})" if h.failed_units else "")
+            + "".join(f"; the kernel's OOM killer killed {k['name']} (pid {k['pid']})" for k in h.oom)
             + (f"; running here: {', '.join(sorted(h.daemon_names))}, for other addresses" if h.daemon_names else "")
             + (
                 f"; {len(h.other_namespaces)} DNS daemon(s) run in other network namespaces (containers), which do not "

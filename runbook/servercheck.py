@@ -38,6 +38,7 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
         raise InputError(f"--window {window:g} is out of range: give more than 0 and at most 60 seconds")
     started_wall, started = time.time(), time.monotonic()
     running = host.daemons()
+    oom = host.kernel_oom()
     listening = host.listeners(port)
     daemons = list(running.evidence["daemons"])
     addresses = addresses or _default_addresses(listening.evidence)
@@ -49,7 +50,15 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
         first = control.read(daemons)  # the daemons' counters at the start of the window, and at its end
         load = host.load(window, daemons)
         views = control.findings(daemons, first, control.read(daemons), window)
-        findings = [running, *([units] if units else []), listening, *configs.result(), *walls.result(), *views, load]
+        findings = [
+            running,
+            *(f for f in (oom, units) if f),
+            listening,
+            *configs.result(),
+            *walls.result(),
+            *views,
+            load,
+        ]
     unit_ids = [u["Id"] for u in unit_list]
     findings += [log for log in (host.logs(daemons, unit_ids), host.log_files(daemons)) if log is not None]
     facts = _facts(addresses, port, findings, daemons)
@@ -128,6 +137,7 @@ def _facts(addresses: tuple[str, ...], port: int, findings: list[Finding], daemo
         invalid_configs=tuple(dict(f.evidence) for f in findings if f.step == "config" and f.status is Status.CRITICAL),
         load=dict(by_id["load/kernel"].evidence),
         controls=tuple(dict(f.evidence) for f in findings if f.step == "control" and f.evidence.get("signs")),
+        oom=tuple(by_id["daemons/oom"].evidence["kills"]) if "daemons/oom" in by_id else (),
         firewall_blocks=tuple(blocks),
         named={a: tuple(d["name"] for d in daemons if host.names_address(d, a)) for a in addresses},
     )

@@ -67,3 +67,18 @@ def test_two_instances_of_a_daemon_get_a_finding_each() -> None:
     after = {p: {"skipped": "its control channel is not enabled in x"} for p in (10, 11, 12)}
     ids = [f.id for f in control.findings(daemons, {}, after, 2.0)]
     assert ids == ["control/unbound/10", "control/unbound/11", "control/nsd"]
+
+
+def test_how_a_daemon_died_in_systemds_words_and_the_kernels() -> None:
+    from checks.host import oom_kills
+    from runbook.facts import how_it_ended
+
+    assert "killed by SIGKILL" in how_it_ended({"Result": "signal", "ExecMainCode": "2", "ExecMainStatus": "9"})
+    assert "SIGSEGV (core dumped)" in how_it_ended({"Result": "core-dump", "ExecMainCode": "3", "ExecMainStatus": "11"})
+    assert "OOM killer" in how_it_ended({"Result": "oom-kill", "ExecMainCode": "2", "ExecMainStatus": "9"})
+    assert "exit 1" in how_it_ended({"Result": "exit-code", "ExecMainCode": "1", "ExecMainStatus": "1"})
+    log = (
+        "2026-11-26T10:00:00 Out of memory: Killed process 812 (unbound) total-vm:9000kB, anon-rss:8000kB\n"
+        "2026-11-26T10:00:01 Out of memory: Killed process 900 (chrome) total-vm:1kB\n"
+    )
+    assert [(k["pid"], k["name"]) for k in oom_kills(log)] == [(812, "unbound")]

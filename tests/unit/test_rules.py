@@ -392,3 +392,9 @@ def test_a_daemons_processes_are_known_by_the_names_they_give_themselves() -> No
     assert dns_name("nsd: server 1") == dns_name("nsd: main") == "nsd"
     assert dns_name("named") == "named" and dns_name("python3", ["/usr/sbin/unbound", "-d"]) == "unbound"
     assert dns_name("python3", ["python3", "-c", "bind port 53"]) is None
+
+
+def test_a_daemon_the_oom_killer_took_is_said_in_the_verdict() -> None:
+    gone = host(daemons=(), udp=(), tcp=(), named={A: ()}, oom=({"pid": 812, "name": "unbound", "line": "..."},))
+    verdict = d.diagnose_host(gone, [])
+    assert verdict.code == "daemon-not-running" and "OOM killer killed unbound (pid 812)" in verdict.summary
