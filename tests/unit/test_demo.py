@@ -121,5 +121,10 @@ def test_the_readmes_first_command_as_written_in_a_fresh_virtual_environment(tmp
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, tmp_path / name)
     proc = subprocess.run(["bash", "-c", first], cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
+    unreachable = "NewConnectionError" in proc.stdout + proc.stderr and "No matching distribution" in proc.stderr
+    if proc.returncode != 0 and unreachable and not os.environ.get("RUNBOOK_REQUIRE_LAB"):
+        # The first command installs from the package index: on a machine that cannot reach it (offline, or
+        # in a network namespace of its own), there is nothing to test. CI always reaches it.
+        pytest.skip("the package index cannot be reached: the README's first command installs from it")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "CRITICAL dns-service-down" in proc.stdout
