@@ -313,11 +313,30 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def load(window: float, running: list[dict[str, Any]]) -> Finding:
-    """The kernel's UDP errors over ``window`` seconds, conntrack's use, the daemons' CPU over the window."""
+def _port_drops(port: int) -> dict[str, int] | None:
+    """The kernel's drop counter of each UDP socket bound to ``port`` (/proc/net/udp and udp6, by inode), or None
+    where they cannot be read. The namespace's RcvbufErrors count every UDP socket's; these, the DNS port's."""
+    found: dict[str, int] = {}
+    read = False
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        read = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 13 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found[fields[9]] = int(fields[-1])
+    return found if read else None
+
+
+def load(window: float, running: list[dict[str, Any]], port: int = 53) -> Finding:
+    """The kernel's UDP errors over ``window`` seconds (the namespace's, and the DNS port's sockets' drops),
+    conntrack's use, the daemons' CPU over the window."""
     import psutil
 
-    before = _snmp_udp()
+    before, drops_before = _snmp_udp(), _port_drops(port)
     procs = []
     for d in running:
         with contextlib.suppress(psutil.Error):
@@ -325,8 +344,11 @@ def load(window: float, running: list[dict[str, Any]]) -> Finding:
             p.cpu_percent(interval=None)
             procs.append((d, p))
     time.sleep(window)
-    after = _snmp_udp()
+    after, drops_after = _snmp_udp(), _port_drops(port)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("InDatagrams", "RcvbufErrors", "InErrors", "NoPorts")}
+    port_drops = None  # a socket made during the window counts from 0; one closed during it is left out
+    if drops_before is not None and drops_after is not None:
+        port_drops = sum(n - drops_before.get(inode, 0) for inode, n in drops_after.items())
     cpu = {}
     for d, p in procs:
         with contextlib.suppress(psutil.Error):
@@ -339,13 +361,15 @@ def load(window: float, running: list[dict[str, Any]]) -> Finding:
     evidence = {
         "window_s": window,
         "udp": delta,
+        "port_drops": port_drops,
         "udp_in_per_s": round(rate, 1),
         "conntrack": conntrack,
         "cpu_percent": cpu,
     }
     words = (
-        f"over {window:g} s: {rate:.0f} UDP datagrams/s in, {delta['RcvbufErrors']} receive-buffer errors, "
-        f"{delta['NoPorts']} to closed ports"
+        f"over {window:g} s: {rate:.0f} UDP datagrams/s in, {delta['RcvbufErrors']} receive-buffer errors"
+        + (f" ({port_drops} dropped at port {port}'s sockets)" if port_drops is not None else "")
+        + f", {delta['NoPorts']} to closed ports"
     )
     if conntrack["count"] is not None and conntrack["max"]:
         words += f"; conntrack {conntrack['count']}/{conntrack['max']}"

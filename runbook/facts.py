@@ -515,12 +515,15 @@ class HostFacts:
     def overload(self) -> list[str]:
         reasons = []
         udp = self.load.get("udp", {})
-        dropped, came = udp.get("RcvbufErrors", 0), udp.get("InDatagrams", 0)
+        # The DNS port's own sockets' drops where they could be read; else every UDP socket's of the namespace.
+        at_port = self.load.get("port_drops")
+        dropped, came = (at_port if at_port is not None else udp.get("RcvbufErrors", 0)), udp.get("InDatagrams", 0)
+        where = f"at port {self.port}" if at_port is not None else "(all UDP sockets of this host)"
         # A few datagrams lost to a burst are not an overload: at least 10, and 1 in 1,000 of what came in.
         if dropped >= 10 and dropped * 1000 >= came:
             reasons.append(
-                f"the kernel dropped {dropped} UDP datagrams in {self.load.get('window_s')} s for a full receive "
-                "buffer (the daemon does not read fast enough)"
+                f"the kernel dropped {dropped} UDP datagrams {where} in {self.load.get('window_s')} s for a full "
+                "receive buffer (the daemon does not read fast enough)"
             )
         ct = self.load.get("conntrack", {})
         if ct.get("count") is not None and ct.get("max") and ct["count"] > 0.9 * ct["max"]:

@@ -48,7 +48,7 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
         configs = pool.submit(host.config_checks, daemons, unit_list)
         walls = pool.submit(_firewall, addresses, port, max(1.0, window))
         first = control.read(daemons)  # the daemons' counters at the start of the window, and at its end
-        load = host.load(window, daemons)
+        load = host.load(window, daemons, port)
         views = control.findings(daemons, first, control.read(daemons), window)
         findings = [
             running,

@@ -398,3 +398,12 @@ def test_a_daemon_the_oom_killer_took_is_said_in_the_verdict() -> None:
     gone = host(daemons=(), udp=(), tcp=(), named={A: ()}, oom=({"pid": 812, "name": "unbound", "line": "..."},))
     verdict = d.diagnose_host(gone, [])
     assert verdict.code == "daemon-not-running" and "OOM killer killed unbound (pid 812)" in verdict.summary
+
+
+def test_drops_at_another_udp_service_are_not_the_dns_servers_overload() -> None:
+    """The namespace's RcvbufErrors count every UDP socket; the DNS port's own sockets dropped nothing."""
+    elsewhere = {"window_s": 2, "udp": {"RcvbufErrors": 5000, "InDatagrams": 9000}, "port_drops": 0}
+    assert d.diagnose_host(host(load=elsewhere), []).code == "healthy"
+    here = {**elsewhere, "port_drops": 4000}
+    verdict = d.diagnose_host(host(load=here), [])
+    assert verdict.code == "server-overloaded" and "4000 UDP datagrams at port 53" in verdict.summary
