@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +109,12 @@ def findings(
     window: float,
 ) -> list[Finding]:
     out = []
-    twice = {n for n in (d["name"] for d in daemons) if sum(d["name"] == n for d in daemons) > 1}
+    count = Counter(d["name"] for d in daemons)
     for d in daemons:
         if d["pid"] not in after:
             continue
         name, first, last = d["name"], before.get(d["pid"], {}), after[d["pid"]]
-        key = f"control/{name}" + (f"/{d['pid']}" if name in twice else "")  # two instances: one finding each
+        key = f"control/{name}" + (f"/{d['pid']}" if count[name] > 1 else "")  # two instances: one finding each
         if "skipped" in last:
             out.append(Finding(key, "control", Status.SKIPPED, f"{name}: {last['skipped']}", {}))
             continue

@@ -231,8 +231,16 @@ def listeners(port: int) -> Finding:
                 roots[pid] = (daemon, _daemon_root(proc, daemon) if daemon else pid)
         process = names.get(pid) if pid else None
         daemon, root = roots.get(pid, (None, pid)) if pid else (None, None)
-        entry = {"address": conn.laddr.ip, "pid": pid, "process": process, "dns_daemon": daemon is not None}
-        bucket.append(entry | {"daemon": daemon, "daemon_pid": root})
+        bucket.append(
+            {
+                "address": conn.laddr.ip,
+                "pid": pid,
+                "process": process,
+                "dns_daemon": daemon is not None,
+                "daemon": daemon,
+                "daemon_pid": root,
+            }
+        )
     udp, tcp = _unique(udp), _unique(tcp)
     evidence: dict[str, Any] = {"port": port, "udp": udp, "tcp": tcp}
     if not udp and not tcp:
