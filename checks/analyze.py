@@ -17,6 +17,7 @@ from typing import Any
 
 from checks.capture import DnsFacts, Packet, line_of
 from checks.icmp import ICMP4, ICMP6
+from runbook.evidence import Ede, Exchange, Icmp, Record
 
 MAX_KEPT = 12
 """Exchanges and packet lines kept per server, as evidence (the first ones, failures first)."""
@@ -47,6 +48,16 @@ class Query:
 
 
 @dataclass
+class Seen:
+    """The first answer a server gave to one (name, type), and how many answers to it the capture holds."""
+
+    rcode: str
+    answers: tuple[Record, ...]
+    aa: bool
+    count: int = 0
+
+
+@dataclass
 class ServerStats:
     """What one server did with the queries sent to it."""
 
@@ -65,11 +76,12 @@ class ServerStats:
     last_failure: float | None = None
     first_failed_id: int | None = None
     failures: int = 0
-    kept: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    kept: dict[tuple[str, str], list[Exchange]] = field(default_factory=dict)
     """The first exchanges of each (name, type), as evidence: the name diagnosed is chosen afterwards."""
     kept_lines: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    tcp: list[dict[str, Any]] = field(default_factory=list)
-    answers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    tcp: list[Exchange] = field(default_factory=list)
+    answers: dict[tuple[str, str], Seen] = field(default_factory=dict)
+    """The first answer to each (name, type), and how many answers it had."""
 
     def failed(self, ts: float, qid: int) -> None:
         self.failures += 1
@@ -77,8 +89,8 @@ class ServerStats:
             self.first_failure, self.first_failed_id = ts, qid
         self.last_failure = ts
 
-    def keep(self, exchange: dict[str, Any], lines: list[str]) -> None:
-        key = (str(exchange.get("qname", "")).lower(), str(exchange.get("qtype", "")))
+    def keep(self, exchange: Exchange, lines: list[str]) -> None:
+        key = ((exchange.qname or "").lower(), exchange.qtype or "")
         if key not in self.kept and len(self.kept) >= MAX_NAMES_KEPT:
             return
         kept = self.kept.setdefault(key, [])
@@ -87,7 +99,7 @@ class ServerStats:
             self.kept_lines.setdefault(key, []).extend(line for line in lines if line)
 
     @property
-    def exchanges(self) -> list[dict[str, Any]]:
+    def exchanges(self) -> list[Exchange]:
         return [e for kept in self.kept.values() for e in kept]
 
     def lines(self, qname: str, qtype: str) -> list[str]:
@@ -234,24 +246,26 @@ class Analyzer:
         name = (q.qname.lower(), q.qtype)
         seen = stats.answers.get(name)
         if seen is None:
-            seen = stats.answers[name] = {"rcode": m.rcode, "answers": _records(m, q.qname), "aa": m.aa, "count": 0}
-        seen["count"] += 1
+            seen = stats.answers[name] = Seen(m.rcode, _records(m, q.qname), m.aa)
+        seen.count += 1
         kept = stats.tcp if transport == "tcp" else stats.kept.get(name, ())
         if len(kept) >= MAX_KEPT:
             return  # enough of these as evidence: counted above, not kept
-        exchange = _exchange(transport, "answer", rtt) | {
-            "rcode": m.rcode,
-            "aa": m.aa,
-            "tc": m.tc,
-            "answers": _records(m, q.qname),
-            "flags": [f for f, on in (("qr", True), ("aa", m.aa), ("tc", m.tc)) if on],
-            "id": q.id,
-            "qname": q.qname,
-            "qtype": q.qtype,
-            "at": q.ts,
-        }
-        if m.ede:
-            exchange["ede"] = [{"code": c, "text": text} for c, text in m.ede]
+        exchange = Exchange(
+            transport=transport,
+            outcome="answer",
+            rtt_s=round(rtt, 6),
+            rcode=m.rcode,
+            aa=m.aa,
+            tc=m.tc,
+            answers=_records(m, q.qname),
+            flags=tuple(f for f, on in (("qr", True), ("aa", m.aa), ("tc", m.tc)) if on),
+            ede=tuple(Ede(code=c, text=text) for c, text in m.ede),
+            id=q.id,
+            qname=q.qname,
+            qtype=q.qtype,
+            at=q.ts,
+        )
         if transport == "tcp":
             stats.tcp.append(exchange)
         else:
@@ -277,22 +291,25 @@ class Analyzer:
             stats = self._stats(q.server, q.sport)
             stats.icmp[name] += 1
             stats.failed(q.ts, q.id)
-            icmp = {
-                "origin": p.proto,
-                "type": codes[0],
-                "code": codes[1],
-                "name": name,
-                "kind": kind,
-                "offender": p.src,
-                "from_server": p.src == q.server,
-            }
-            exchange = _exchange("udp", "icmp", p.ts - q.ts) | {
-                "icmp": icmp,
-                "id": q.id,
-                "qname": q.qname,
-                "qtype": q.qtype,
-                "at": q.ts,
-            }
+            icmp = Icmp(
+                origin=p.proto,
+                type=codes[0],
+                code=codes[1],
+                name=name,
+                kind=kind,
+                offender=p.src,
+                from_server=p.src == q.server,
+            )
+            exchange = Exchange(
+                transport="udp",
+                outcome="icmp",
+                rtt_s=round(p.ts - q.ts, 6),
+                icmp=icmp,
+                id=q.id,
+                qname=q.qname,
+                qtype=q.qtype,
+                at=q.ts,
+            )
             stats.keep(exchange, [q.line, line_of(p)])
 
     def _tcp(self, p: Packet) -> None:
@@ -339,11 +356,10 @@ class Analyzer:
         stats = self._stats(q.server, q.sport)
         stats.timeouts += 1
         stats.failed(q.ts, q.id)
-        stats.keep(
-            _exchange(q.transport, "timeout", None)
-            | {"id": q.id, "qname": q.qname, "qtype": q.qtype, "at": q.ts, "sent": q.sent},
-            [q.line],
+        timeout = Exchange(
+            transport=q.transport, outcome="timeout", id=q.id, qname=q.qname, qtype=q.qtype, at=q.ts, sent=q.sent
         )
+        stats.keep(timeout, [q.line])
 
     # -- the end ------------------------------------------------------------------------------------------
     def finish(self) -> None:
@@ -360,10 +376,10 @@ class Analyzer:
                 continue
             stats = self._stats(server, sport)
             if flow["reset"] is not None and flow["connected"] is None:
-                stats.tcp.append(_exchange("tcp", "reset", None))
+                stats.tcp.append(Exchange(transport="tcp", outcome="reset"))
             elif flow["syn"] is not None and flow["connected"] is None:
                 if flow["syn"] + self.wait < end:
-                    stats.tcp.append(_exchange("tcp", "timeout", None) | {"detail": "no SYN-ACK in the capture"})
+                    stats.tcp.append(Exchange(transport="tcp", outcome="timeout", detail="no SYN-ACK in the capture"))
                 else:  # the capture ends before its wait is over: neither answered nor unanswered
                     stats.tcp_open_at_end += 1
 
@@ -371,16 +387,12 @@ class Analyzer:
         return statistics.median(stats.rtts) if stats.rtts else None
 
 
-def _exchange(transport: str, outcome: str, rtt: float | None) -> dict[str, Any]:
-    return {"transport": transport, "outcome": outcome, "rtt_s": None if rtt is None else round(rtt, 6)}
-
-
-def _records(m: DnsFacts, qname: str) -> list[dict[str, Any]]:
+def _records(m: DnsFacts, qname: str) -> tuple[Record, ...]:
     """The answer records; owners tcpdump's text leaves out are walked down the CNAME chain from the question."""
     owner = qname
     out = []
     for name, rtype, value in m.answers:
-        out.append({"name": name or owner, "type": rtype, "ttl": None, "value": value})
+        out.append(Record(name=name or owner, type=rtype, value=value))
         if rtype == "CNAME" and not name:
             owner = value
-    return out
+    return tuple(out)

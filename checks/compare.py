@@ -11,35 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import msgspec
 
 from checks import wire
 from runbook.answers import describe
 from runbook.context import Clock, Context
-from runbook.evidence import Record
+from runbook.evidence import Authorities, Compared, Discovery, NameServer, extend
 from runbook.model import Finding, Server, Status, rfc3339
 
 
 async def run(ctx: Context) -> list[Finding]:
     clock = Clock()
     findings: list[Finding] = []
-    discovery: dict[str, Any]
+    discovery: Discovery
+    auths: list[tuple[Server, str | None]]
     if ctx.settings.authoritative:
         auths = [(s, None) for s in ctx.settings.authoritative]
-        discovery = {"source": "command line", "zone": None, "nameservers": []}
+        discovery = Discovery(source="command line")
     else:
         discovery = await _discover(ctx)
-        auths = [
-            (Server(addr), ns["name"]) for ns in discovery.get("nameservers", []) for addr in ns.get("addresses", [])
-        ]
+        auths = [(Server(addr), ns.name) for ns in discovery.nameservers for addr in ns.addresses]
     resolver_jobs = [_ask_resolver(ctx, s) for s in ctx.settings.resolvers]
-    auth_jobs = [_ask_authority(ctx, s, name, discovery.get("zone")) for s, name in auths]
+    auth_jobs = [_ask_authority(ctx, s, name, discovery.zone) for s, name in auths]
     results = await asyncio.gather(*resolver_jobs, *auth_jobs)
     findings.extend(results)
     findings.append(_authorities_summary(ctx, discovery, list(results[len(resolver_jobs) :]), clock))
@@ -48,39 +47,36 @@ async def run(ctx: Context) -> list[Finding]:
 
 # Discoveries this process made, by (resolvers asked, name): reused within their TTL when the settings allow it
 # (runbook serve probes the same names again and again; a run on the command line always discovers afresh).
-_DISCOVERED: dict[tuple[tuple[str, ...], str], tuple[float, float, dict[str, Any]]] = {}
+_DISCOVERED: dict[tuple[tuple[str, ...], str], tuple[float, float, Discovery]] = {}
 _MAX_DISCOVERED = 4096
 
 
-async def _discover(ctx: Context) -> dict[str, Any]:
+async def _discover(ctx: Context) -> Discovery:
     """The zone of the name and its name servers' addresses, through whichever resolver answers first."""
     via = list(dict.fromkeys((*ctx.servers, *ctx.settings.resolvers)))
     if not via:
-        return {"source": "none", "zone": None, "nameservers": [], "error": "no resolver to ask"}
+        return Discovery(error="no resolver to ask")
     keep = ctx.settings.discovery_cache_s
     key = (tuple(s.label for s in via), ctx.settings.target.name)
     cached = _DISCOVERED.get(key) if keep > 0 else None
     if cached is not None and cached[0] > time.monotonic():
         expires, found_at, found = cached
-        return {
-            **found,
-            "cached": True,
-            "found_at": rfc3339(found_at),
-            "reused_for_s": round(expires - time.monotonic(), 3),
-        }
+        return msgspec.structs.replace(
+            found, cached=True, found_at=rfc3339(found_at), reused_for_s=round(expires - time.monotonic(), 3)
+        )
     found = await _discover_fresh(ctx, via)
-    if keep > 0 and found.get("nameservers"):
+    if keep > 0 and found.nameservers:
         now = time.monotonic()
         if len(_DISCOVERED) >= _MAX_DISCOVERED:  # many names (*.zone targets): forget the expired, then all
             for old in [k for k, (expires, _, _) in _DISCOVERED.items() if expires <= now]:
                 del _DISCOVERED[old]
             if len(_DISCOVERED) >= _MAX_DISCOVERED:
                 _DISCOVERED.clear()
-        _DISCOVERED[key] = (now + min(keep, float(found.get("ttl_s", 0))), time.time(), found)
+        _DISCOVERED[key] = (now + min(keep, float(found.ttl_s or 0)), time.time(), found)
     return found
 
 
-async def _discover_fresh(ctx: Context, via: list[Server]) -> dict[str, Any]:
+async def _discover_fresh(ctx: Context, via: list[Server]) -> Discovery:
     tasks = [asyncio.create_task(_discover_through(ctx, s)) for s in via]
     errors: list[str] = []
     try:
@@ -94,7 +90,7 @@ async def _discover_fresh(ctx: Context, via: list[Server]) -> dict[str, Any]:
     finally:
         for t in tasks:
             t.cancel()
-    return {"source": "none", "zone": None, "nameservers": [], "error": "; ".join(errors) or "no answer"}
+    return Discovery(error="; ".join(errors) or "no answer")
 
 
 class DiscoveryError(Exception):
@@ -128,7 +124,7 @@ async def _zone_of(ctx: Context, server: Server, name: dns.name.Name) -> dns.nam
         name = name.parent()
 
 
-async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
+async def _discover_through(ctx: Context, server: Server) -> Discovery:
     """Walk up from the name to the zone that holds it (the first name with its own SOA, or the owner of the
     SOA a negative answer carries), then read the zone's NS set and the name servers' addresses. Through our
     own probe, so that a resolver that is down fails at once (its ICMP error) instead of on a timer."""
@@ -144,9 +140,9 @@ async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
             glue.setdefault(rrset.name, []).extend(r.address for r in rrset)
             ttls.append(rrset.ttl)
 
-    async def addresses(ns: dns.name.Name) -> dict[str, Any]:
+    async def addresses(ns: dns.name.Name) -> NameServer:
         if ns in glue:
-            return {"name": ns.to_text(), "addresses": glue[ns]}
+            return NameServer(name=ns.to_text(), addresses=tuple(glue[ns]))
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
@@ -157,15 +153,15 @@ async def _discover_through(ctx: Context, server: Server) -> dict[str, Any]:
                 if rrset.name == ns and rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                     found += [r.address for r in rrset]
                     ttls.append(rrset.ttl)
-        return {"name": ns.to_text(), "addresses": found}
+        return NameServer(name=ns.to_text(), addresses=tuple(found))
 
     nameservers = await asyncio.gather(*(addresses(ns) for ns in targets))
-    return {
-        "source": f"NS through {server.label}",
-        "zone": zone.to_text(),
-        "nameservers": list(nameservers),
-        "ttl_s": min(ttls, default=0),
-    }
+    return Discovery(
+        source=f"NS through {server.label}",
+        zone=zone.to_text(),
+        nameservers=tuple(nameservers),
+        ttl_s=min(ttls, default=0),
+    )
 
 
 def _failure(ex: wire.Exchange) -> str:
@@ -180,7 +176,7 @@ async def _ask_resolver(ctx: Context, server: Server) -> Finding:
     exchanges = await wire.ask(
         server, wire.make_query(target.name, target.rdtype, edns=True, nsid=True), ctx.time_left()
     )
-    evidence: dict[str, Any] = {"role": "resolver", **exchanges[-1].to_evidence()}
+    evidence = extend(exchanges[-1].to_evidence(), Compared, role="resolver")
     status, summary = _judge(exchanges[-1], f"resolver {server.label}", target.name, target.rdtype)
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
@@ -200,8 +196,9 @@ async def _ask_authority(ctx: Context, server: Server, ns_name: str | None, zone
     cached = _AUTHORITY.get(key) if keep > 0 else None
     if cached is not None and cached[0] > time.monotonic():
         expires, asked_at, found = cached
-        evidence = {**found.evidence, "cached": True, "asked_at": rfc3339(asked_at)}
-        evidence["reused_for_s"] = round(expires - time.monotonic(), 3)
+        evidence = msgspec.structs.replace(
+            found.evidence, cached=True, asked_at=rfc3339(asked_at), reused_for_s=round(expires - time.monotonic(), 3)
+        )
         summary = f"{found.summary}; asked at {rfc3339(asked_at)}, reused within its TTL"
         return ctx.finding(f"auth/{server.key}", found.status, summary, evidence, server=server, clock=clock)
     finding, ttl = await _ask_authority_now(ctx, server, ns_name, zone, clock)
@@ -225,16 +222,18 @@ async def _ask_authority_now(
         jobs.append(wire.ask(server, wire.make_query(zone, "SOA", edns=True, recursive=False), ctx.time_left()))
     answers = await asyncio.gather(*jobs)
     final = answers[0][-1]
-    evidence: dict[str, Any] = {"role": "authoritative", "ns_name": ns_name, **final.to_evidence()}
+    serial = None
     if len(answers) > 1 and answers[1][-1].response is not None:
         soa = answers[1][-1].response.get_rrset(
             answers[1][-1].response.answer, dns.name.from_text(zone or "."), dns.rdataclass.IN, dns.rdatatype.SOA
         )
-        evidence["soa_serial"] = soa[0].serial if soa else None
+        serial = soa[0].serial if soa else None
     label = f"authoritative {server.label}" + (f" ({ns_name})" if ns_name else "")
     status, summary = _judge(final, label, target.name, target.rdtype)
     lame = _lame(final)
-    evidence["lame"] = lame
+    evidence = extend(
+        final.to_evidence(), Compared, role="authoritative", ns_name=ns_name, soa_serial=serial, lame=lame
+    )
     if lame:
         status = Status.WARNING if final.outcome == wire.ANSWER else Status.CRITICAL
         summary = f"{label}: lame ({lame})"
@@ -256,45 +255,47 @@ def _lame(ex: wire.Exchange) -> str | None:
         if ex.outcome == wire.LOCAL_ERROR:
             return f"not reachable from this host ({wire.errno_of(ex)})"
         return "unreachable: " + (f"ICMP {ex.error.name}" if ex.error else ex.outcome)
-    ev = wire.message_evidence(ex.response)
-    if ev["rcode"] == "REFUSED":
+    m = wire.message_evidence(ex.response)
+    if m.rcode == "REFUSED":
         return "answers REFUSED"
-    if ev["rcode"] in ("SERVFAIL", "NOTIMP", "FORMERR"):
-        return f"answers {ev['rcode']}"
-    if not ev["aa"] and not (ev["rcode"] == "NOERROR" and not ev["answers"] and ev["authority"]):
+    if m.rcode in ("SERVFAIL", "NOTIMP", "FORMERR"):
+        return f"answers {m.rcode}"
+    if not m.aa and not (m.rcode == "NOERROR" and not m.answers and m.authority):
         return "answers without the AA flag"
     return None
 
 
 def _judge(ex: wire.Exchange, label: str, qname: str, qtype: str) -> tuple[Status, str]:
     if ex.outcome == wire.ANSWER and ex.response is not None:
-        ev = wire.message_evidence(ex.response)
+        m = wire.message_evidence(ex.response)
         rtt = f"{(ex.rtt_s or 0) * 1000:.1f} ms"
-        if ev["rcode"] == "NOERROR" and ev["answers"]:
-            return Status.OK, f"{label}: {describe(map(Record.from_json, ev['answers']), qname, qtype)} ({rtt})"
-        if ev["rcode"] == "NOERROR":
+        if m.rcode == "NOERROR" and m.answers:
+            return Status.OK, f"{label}: {describe(m.answers, qname, qtype)} ({rtt})"
+        if m.rcode == "NOERROR":
             return Status.OK, f"{label}: no {qtype} records (NODATA, {rtt})"
-        if ev["rcode"] == "NXDOMAIN":
+        if m.rcode == "NXDOMAIN":
             return Status.OK, f"{label}: the name does not exist (NXDOMAIN, {rtt})"
-        ede = "; ".join(f"EDE {e['code']} {e['text'] or ''}".strip() for e in ev.get("ede", []))
-        return Status.CRITICAL, f"{label}: {ev['rcode']}" + (f" ({ede})" if ede else "")
+        ede = "; ".join(e.words for e in m.ede)
+        return Status.CRITICAL, f"{label}: {m.rcode}" + (f" ({ede})" if ede else "")
     if ex.outcome == wire.ICMP and ex.error is not None:
         return Status.CRITICAL, f"{label}: ICMP {ex.error.name} from {ex.error.offender}"
     return Status.CRITICAL, f"{label}: {ex.detail or ex.outcome}"
 
 
-def _authorities_summary(ctx: Context, discovery: dict[str, Any], results: list[Finding], clock: Clock) -> Finding:
-    serials = {f.server: f.evidence.get("soa_serial") for f in results if f.evidence.get("soa_serial") is not None}
-    lame = {f.server: f.evidence.get("lame") for f in results if f.evidence.get("lame")}
-    evidence = {
-        **discovery,
-        "servers": [f.server for f in results],
-        "soa_serials": serials,
-        "serials_agree": len(set(serials.values())) <= 1,
-        "lame": lame,
-    }
+def _authorities_summary(ctx: Context, discovery: Discovery, results: list[Finding], clock: Clock) -> Finding:
+    found = [f.evidence for f in results if isinstance(f.evidence, Compared)]
+    serials = {str(f.server): e.soa_serial for f, e in zip(results, found, strict=True) if e.soa_serial is not None}
+    lame = {str(f.server): e.lame for f, e in zip(results, found, strict=True) if e.lame}
+    evidence = extend(
+        discovery,
+        Authorities,
+        servers=tuple(str(f.server) for f in results),
+        soa_serials=serials,
+        serials_agree=len(set(serials.values())) <= 1,
+        lame=lame,
+    )
     if not results:
-        why = discovery.get("error") or "no name server addresses"
+        why = discovery.error or "no name server addresses"
         return ctx.finding(
             "authoritative",
             Status.WARNING,
@@ -302,15 +303,15 @@ def _authorities_summary(ctx: Context, discovery: dict[str, Any], results: list[
             evidence,
             clock=clock,
         )
-    source = str(discovery.get("source"))
-    if discovery.get("cached"):
-        source += f", found at {discovery.get('found_at')} and reused within its TTL"
-    parts = [f"{len(results)} authoritative server(s) for {discovery.get('zone') or 'the zone'} ({source})"]
+    source = discovery.source
+    if discovery.cached:
+        source += f", found at {discovery.found_at} and reused within its TTL"
+    parts = [f"{len(results)} authoritative server(s) for {discovery.zone or 'the zone'} ({source})"]
     status = Status.OK
     if lame:
         status = Status.WARNING if len(lame) < len(results) else Status.CRITICAL
         parts.append(f"{len(lame)} lame: " + ", ".join(f"{k} {v}" for k, v in lame.items()))
-    if not evidence["serials_agree"]:
+    if not evidence.serials_agree:
         status = max(status, Status.WARNING, key=lambda s: s.rank)
         parts.append("SOA serials differ: " + ", ".join(f"{k} {v}" for k, v in serials.items()))
     elif serials:

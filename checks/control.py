@@ -13,11 +13,14 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
+
+from runbook.evidence import ControlView, Daemon
 from runbook.model import Finding, Status
 
 TIMEOUT = 3.0
@@ -72,21 +75,20 @@ CHANNELS: dict[str, Channel] = {
 }
 
 
-def read(daemons: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def read(daemons: Sequence[Daemon]) -> dict[int, dict[str, Any]]:
     """One reading of each daemon's channel, by pid: its values, or why there are none."""
     readings = {}
     for d in daemons:
-        channel = CHANNELS.get(d["name"])
+        channel = CHANNELS.get(d.name)
         if channel is None:
             continue
-        conf = d.get("config")
-        off = channel.off(conf)
+        off = channel.off(d.config)
         if off is not None:
-            readings[d["pid"]] = {"skipped": off}
+            readings[d.pid] = {"skipped": off}
         elif shutil.which(channel.tool) is None:
-            readings[d["pid"]] = {"skipped": f"{channel.tool} is not installed"}
+            readings[d.pid] = {"skipped": f"{channel.tool} is not installed"}
         else:
-            readings[d["pid"]] = _ask(channel, conf)
+            readings[d.pid] = _ask(channel, d.config)
     return readings
 
 
@@ -103,30 +105,29 @@ def _ask(channel: Channel, conf: str | None) -> dict[str, Any]:
 
 
 def findings(
-    daemons: list[dict[str, Any]],
+    daemons: Sequence[Daemon],
     before: Mapping[int, dict[str, Any]],
     after: Mapping[int, dict[str, Any]],
     window: float,
 ) -> list[Finding]:
     out = []
-    count = Counter(d["name"] for d in daemons)
+    count = Counter(d.name for d in daemons)
     for d in daemons:
-        if d["pid"] not in after:
+        if d.pid not in after:
             continue
-        name, first, last = d["name"], before.get(d["pid"], {}), after[d["pid"]]
-        key = f"control/{name}" + (f"/{d['pid']}" if count[name] > 1 else "")  # two instances: one finding each
+        name, first, last = d.name, before.get(d.pid, {}), after[d.pid]
+        key = f"control/{name}" + (f"/{d.pid}" if count[name] > 1 else "")  # two instances: one finding each
         if "skipped" in last:
-            out.append(Finding(key, "control", Status.SKIPPED, f"{name}: {last['skipped']}", {}))
+            out.append(Finding(key, "control", Status.SKIPPED, f"{name}: {last['skipped']}"))
             continue
+        base = ControlView(daemon=name, command=tuple(last["command"]))
         if "error" in last:
-            evidence = {"daemon": name, "command": last["command"], "error": last["error"]}
             summary = f"{name}: `{' '.join(last['command'])}` failed: {last['error']}"
-            out.append(Finding(key, "control", Status.UNKNOWN, summary, evidence))
+            out.append(Finding(key, "control", Status.UNKNOWN, summary, replace(base, error=last["error"])))
             continue
-        view = VIEWS.get(name, _view_status)(first.get("values", {}), last["values"], window)
-        evidence = {"daemon": name, "command": last["command"], **view}
-        status = Status.WARNING if view.get("signs") or view.get("warnings") else Status.OK
-        out.append(Finding(key, "control", status, f"{name}: {view['words']}", evidence))
+        view = VIEWS.get(name, _view_status)(base, first.get("values", {}), last["values"], window)
+        status = Status.WARNING if view.signs or view.warnings else Status.OK
+        out.append(Finding(key, "control", status, f"{name}: {view.words}", view))
     return out
 
 
@@ -137,58 +138,63 @@ def _delta(first: Mapping[str, str], last: Mapping[str, str], key: str) -> int |
         return None
 
 
-def _view_unbound(first: Mapping[str, str], last: Mapping[str, str], window: float) -> dict[str, Any]:
+def _view_unbound(base: ControlView, first: Mapping[str, str], last: Mapping[str, str], window: float) -> ControlView:
     queries = _delta(first, last, "total.num.queries") or 0
     servfail = _delta(first, last, "num.answer.rcode.SERVFAIL") or 0
     exceeded = _delta(first, last, "total.requestlist.exceeded") or 0
     current = last.get("total.requestlist.current.all")
-    view: dict[str, Any] = {
-        "window_s": window,
-        "queries_per_s": round(queries / window, 1),
-        "servfail_share": round(servfail / queries, 3) if queries else None,
-        "requestlist_exceeded": exceeded,
-        "requestlist_current": int(float(current)) if current else None,
-        "uptime_s": _number(last.get("time.up")),
-    }
-    view["signs"] = [f"its request list was full: {exceeded} queries dropped in {window:g} s"] if exceeded > 0 else []
-    # Not overload: upstream trouble, or validation failing; worth a warning of its own.
-    view["warnings"] = (
-        [f"{servfail} of {queries} answers were SERVFAIL"] if queries >= 20 and servfail / queries > 0.5 else []
+    rate = round(queries / window, 1)
+    words = f"{rate:.0f} queries/s over {window:g} s, {servfail} SERVFAIL"
+    return replace(
+        base,
+        window_s=window,
+        queries_per_s=rate,
+        servfail_share=round(servfail / queries, 3) if queries else None,
+        requestlist_exceeded=exceeded,
+        requestlist_current=int(float(current)) if current else None,
+        uptime_s=_number(last.get("time.up")),
+        signs=(f"its request list was full: {exceeded} queries dropped in {window:g} s",) if exceeded > 0 else (),
+        # Not overload: upstream trouble, or validation failing; worth a warning of its own.
+        warnings=(f"{servfail} of {queries} answers were SERVFAIL",)
+        if queries >= 20 and servfail / queries > 0.5
+        else (),
+        words=words + (f", {exceeded} dropped for a full request list" if exceeded else ""),
     )
-    words = f"{view['queries_per_s']:.0f} queries/s over {window:g} s, {servfail} SERVFAIL"
-    view["words"] = words + (f", {exceeded} dropped for a full request list" if exceeded else "")
-    return view
 
 
-def _view_nsd(first: Mapping[str, str], last: Mapping[str, str], window: float) -> dict[str, Any]:
+def _view_nsd(base: ControlView, first: Mapping[str, str], last: Mapping[str, str], window: float) -> ControlView:
     queries = _delta(first, last, "num.queries") or 0
     servfail = _delta(first, last, "num.rcode.SERVFAIL") or 0
     dropped = _delta(first, last, "num.dropped") or 0
-    view: dict[str, Any] = {
-        "window_s": window,
-        "queries_per_s": round(queries / window, 1),
-        "servfail_share": round(servfail / queries, 3) if queries else None,
-        "dropped": dropped,
-        "signs": [],
-    }
-    view["words"] = f"{view['queries_per_s']:.0f} queries/s over {window:g} s, {servfail} SERVFAIL, {dropped} dropped"
-    return view
+    rate = round(queries / window, 1)
+    return replace(
+        base,
+        window_s=window,
+        queries_per_s=rate,
+        servfail_share=round(servfail / queries, 3) if queries else None,
+        dropped=dropped,
+        words=f"{rate:.0f} queries/s over {window:g} s, {servfail} SERVFAIL, {dropped} dropped",
+    )
 
 
-def _view_named(_first: Mapping[str, str], last: Mapping[str, str], _window: float) -> dict[str, Any]:
+def _view_named(base: ControlView, _first: Mapping[str, str], last: Mapping[str, str], _window: float) -> ControlView:
     """``rndc status``: ``recursive clients: 12/900/1000`` is in use / soft limit / hard limit."""
-    view: dict[str, Any] = {"status": {k: v for k, v in last.items() if len(k) < 60}, "signs": []}
+    signs = []
     for key in ("recursive clients", "tcp clients"):
         numbers = [int(n) for n in re.findall(r"\d+", last.get(key, ""))]
         if len(numbers) >= 2 and numbers[-1] and numbers[0] >= 0.9 * numbers[-1]:
-            view["signs"].append(f"{key} {last[key]}: at its limit")
-    view["words"] = "; ".join(f"{k} {last[k]}" for k in ("server is up and running", "recursive clients") if k in last)
-    view["words"] = view["words"] or "rndc status answered"
-    return view
+            signs.append(f"{key} {last[key]}: at its limit")
+    words = "; ".join(f"{k} {last[k]}" for k in ("server is up and running", "recursive clients") if k in last)
+    return replace(
+        base,
+        status={k: v for k, v in last.items() if len(k) < 60},
+        signs=tuple(signs),
+        words=words or "rndc status answered",
+    )
 
 
-def _view_status(_first: Mapping[str, str], last: Mapping[str, str], _window: float) -> dict[str, Any]:
-    return {"status": dict(last), "signs": [], "words": next(iter(last.values()), "") or "answers"}
+def _view_status(base: ControlView, _first: Mapping[str, str], last: Mapping[str, str], _window: float) -> ControlView:
+    return replace(base, status=dict(last), words=next(iter(last.values()), "") or "answers")
 
 
 def _number(text: str | None) -> float | None:
@@ -198,7 +204,7 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-VIEWS: dict[str, Callable[[Mapping[str, str], Mapping[str, str], float], dict[str, Any]]] = {
+VIEWS: dict[str, Callable[[ControlView, Mapping[str, str], Mapping[str, str], float], ControlView]] = {
     "unbound": _view_unbound,
     "nsd": _view_nsd,
     "named": _view_named,

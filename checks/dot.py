@@ -21,9 +21,12 @@ import struct
 import time
 from typing import Any
 
+import msgspec
+from msgspec.structs import replace
+
 from checks import wire
 from runbook.context import Clock, Context
-from runbook.evidence import ANSWER, LOCAL_ERROR, RESET, TIMEOUT
+from runbook.evidence import ANSWER, LOCAL_ERROR, RESET, TIMEOUT, Certificate, DotProbe, Exchange
 from runbook.model import Finding, Server, Status
 
 DOT_PORT = 853
@@ -36,20 +39,20 @@ async def run(ctx: Context) -> list[Finding]:
 
 async def _probe(ctx: Context, server: Server) -> Finding:
     clock = Clock()
-    evidence: dict[str, Any] = {"transport": "tls", "port": DOT_PORT, "sni": None}
+    evidence = DotProbe(transport="tls", outcome=TIMEOUT)
     started = time.monotonic()
     connecting = asyncio.create_task(_connect(server, ctx.time_left()))
     if not await _worth_waiting(ctx, server, connecting):
         connecting.cancel()
         waited = time.monotonic() - started
-        evidence |= {"outcome": TIMEOUT, "detail": f"no connection within {waited:.2f} s, while port 53 answered"}
+        evidence = replace(evidence, detail=f"no connection within {waited:.2f} s, while port 53 answered")
         return ctx.finding(server.key, *_judge(evidence, server), evidence, server=server, clock=clock)
     try:
         reader, writer, verify_error = await connecting
     except (TimeoutError, OSError, ssl.SSLError) as e:
-        evidence |= _failure(e, time.monotonic() - started)
+        evidence = _failure(evidence, e, time.monotonic() - started)
         return ctx.finding(server.key, *_judge(evidence, server), evidence, server=server, clock=clock)
-    evidence |= _tls_facts(writer, verify_error, time.monotonic() - started)
+    evidence = _tls_facts(evidence, writer, verify_error, time.monotonic() - started)
     target = ctx.settings.target
     asked = time.monotonic()
     try:
@@ -57,9 +60,10 @@ async def _probe(ctx: Context, server: Server) -> Finding:
             _ask(reader, writer, wire.make_query(target.name, target.rdtype, edns=True)), max(0.05, ctx.time_left())
         )
     except (TimeoutError, OSError, EOFError, ValueError) as e:  # dns.exception.DNSException is a ValueError
-        evidence |= _failure(e, time.monotonic() - asked) | {"handshake": True}
+        evidence = _failure(evidence, e, time.monotonic() - asked)
     else:
-        evidence |= {"outcome": ANSWER, "rtt_s": round(time.monotonic() - asked, 6), **wire.message_evidence(response)}
+        message = msgspec.structs.asdict(wire.message_evidence(response))
+        evidence = replace(evidence, outcome=ANSWER, rtt_s=round(time.monotonic() - asked, 6), **message)
     finally:
         writer.close()
     return ctx.finding(server.key, *_judge(evidence, server), evidence, server=server, clock=clock)
@@ -76,7 +80,9 @@ async def _worth_waiting(ctx: Context, server: Server, connecting: asyncio.Task[
     if connecting in done or udp not in done:
         return True
     result = await udp
-    answered = any(f.server == server.label and f.evidence.get("outcome") == ANSWER for f in result.findings)
+    answered = any(
+        f.server == server.label and isinstance(f.evidence, Exchange) and f.evidence.answered for f in result.findings
+    )
     return not answered or connecting.done()
 
 
@@ -137,82 +143,85 @@ async def _connect(server: Server, budget: float) -> tuple[asyncio.StreamReader,
         return reader, writer, str(e.verify_message or e.reason or e)
 
 
-def _tls_facts(writer: asyncio.StreamWriter, verify_error: str | None, handshake_s: float) -> dict[str, Any]:
+def _tls_facts(ev: DotProbe, writer: asyncio.StreamWriter, verify_error: str | None, handshake_s: float) -> DotProbe:
     tls = writer.get_extra_info("ssl_object")
-    facts: dict[str, Any] = {
-        "handshake": True,
-        "handshake_s": round(handshake_s, 6),
-        "connect_rtt_s": round(handshake_s, 6),
-        "verified": verify_error is None,
-        "verify_error": verify_error,
-    }
+    ev = replace(
+        ev,
+        handshake=True,
+        handshake_s=round(handshake_s, 6),
+        connect_rtt_s=round(handshake_s, 6),
+        verified=verify_error is None,
+        verify_error=verify_error,
+    )
     if isinstance(tls, ssl.SSLObject):
-        facts["tls_version"] = tls.version()
-        facts["alpn"] = tls.selected_alpn_protocol()
         der = tls.getpeercert(binary_form=True)
-        if der:
-            facts["certificate"] = certificate(der)
-    return facts
+        ev = replace(
+            ev,
+            tls_version=tls.version(),
+            alpn=tls.selected_alpn_protocol(),
+            certificate=certificate(der) if der else None,
+        )
+    return ev
 
 
-def certificate(der: bytes) -> dict[str, Any]:
+def certificate(der: bytes) -> Certificate:
     """What a user checks in a certificate: who it names, who signed it, until when, its fingerprint."""
-    out: dict[str, Any] = {"sha256": hashlib.sha256(der).hexdigest()}
+    fingerprint = hashlib.sha256(der).hexdigest()
     try:
         from cryptography import x509
     except ImportError:  # the fingerprint is still evidence
-        return out
+        return Certificate(sha256=fingerprint)
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError as e:
-        return out | {"error": f"unreadable certificate: {e}"}
-    out |= {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "self_signed": cert.issuer == cert.subject,
-    }
+        return Certificate(sha256=fingerprint, error=f"unreadable certificate: {e}")
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        out["san"] = [str(v) for v in names.get_values_for_type(x509.DNSName)] + [
+        san = [str(v) for v in names.get_values_for_type(x509.DNSName)] + [
             str(v) for v in names.get_values_for_type(x509.IPAddress)
         ]
     except x509.ExtensionNotFound:
-        out["san"] = []
-    return out
+        san = []
+    return Certificate(
+        sha256=fingerprint,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        self_signed=cert.issuer == cert.subject,
+        san=tuple(san),
+    )
 
 
-def _failure(e: BaseException, waited: float) -> dict[str, Any]:
+def _failure(ev: DotProbe, e: BaseException, waited: float) -> DotProbe:
     if isinstance(e, ConnectionRefusedError):
-        return {"outcome": RESET, "detail": "connection refused (RST): nothing serves DNS over TLS on 853"}
+        return replace(ev, outcome=RESET, detail="connection refused (RST): nothing serves DNS over TLS on 853")
     if isinstance(e, TimeoutError):
-        return {"outcome": TIMEOUT, "detail": f"no answer within {waited:.1f} s"}
+        return replace(ev, outcome=TIMEOUT, detail=f"no answer within {waited:.1f} s")
     if isinstance(e, ssl.SSLError):
-        return {"outcome": TLS_ERROR, "detail": f"TLS handshake failed: {e.reason or e}"}
+        return replace(ev, outcome=TLS_ERROR, detail=f"TLS handshake failed: {e.reason or e}")
     if isinstance(e, OSError) and e.errno is not None:
-        return {"outcome": LOCAL_ERROR, "errno": errno_mod.errorcode.get(e.errno, str(e.errno)), "detail": str(e)}
-    return {"outcome": TLS_ERROR, "detail": f"{type(e).__name__}: {e}"}
+        return replace(ev, outcome=LOCAL_ERROR, errno=errno_mod.errorcode.get(e.errno, str(e.errno)), detail=str(e))
+    return replace(ev, outcome=TLS_ERROR, detail=f"{type(e).__name__}: {e}")
 
 
-def _judge(ev: dict[str, Any], server: Server) -> tuple[Status, str]:
+def _judge(ev: DotProbe, server: Server) -> tuple[Status, str]:
     where = f"DNS over TLS {server.host}:{DOT_PORT}"
-    if ev["outcome"] == ANSWER:
-        cert = ev.get("certificate", {})
-        named = f" {cert['subject']}" if cert.get("subject") else ""
+    if ev.outcome == ANSWER:
+        subject = ev.certificate.subject if ev.certificate else None
+        named = f" {subject}" if subject else ""
         trust = (
             f"certificate{named} verified"
-            if ev.get("verified")
-            else f"certificate{named} not verified ({ev.get('verify_error')}): encrypted, not authenticated"
+            if ev.verified
+            else f"certificate{named} not verified ({ev.verify_error}): encrypted, not authenticated"
         )
         return Status.OK, (
-            f"{where}: answered {ev.get('rcode')} in {(ev.get('rtt_s') or 0) * 1000:.1f} ms "
-            f"({ev.get('tls_version')}, {trust})"
+            f"{where}: answered {ev.rcode} in {(ev.rtt_s or 0) * 1000:.1f} ms ({ev.tls_version}, {trust})"
         )
-    if ev.get("handshake"):
-        return Status.WARNING, f"{where}: the TLS handshake succeeded, but the query failed: {ev.get('detail')}"
-    if ev["outcome"] == RESET:
-        return Status.OK, f"{where}: not offered ({ev.get('detail')})"
-    if ev["outcome"] == TIMEOUT:
-        return Status.OK, f"{where}: no connection ({ev.get('detail')}): not offered here, or filtered"
-    return Status.WARNING, f"{where}: {ev.get('detail')}"
+    if ev.handshake:
+        return Status.WARNING, f"{where}: the TLS handshake succeeded, but the query failed: {ev.detail}"
+    if ev.outcome == RESET:
+        return Status.OK, f"{where}: not offered ({ev.detail})"
+    if ev.outcome == TIMEOUT:
+        return Status.OK, f"{where}: no connection ({ev.detail}): not offered here, or filtered"
+    return Status.WARNING, f"{where}: {ev.detail}"

@@ -16,12 +16,16 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
+
 from checks import netfilter
 from runbook.context import Clock, Context
+from runbook.evidence import Citation, FirewallPath, FirewallPaths, RulesUnread
 from runbook.model import Finding, Server, Status
 
 TOOL_TIMEOUT = 5.0
@@ -128,18 +132,15 @@ async def read_rulesets(timeout: float) -> Rulesets:
     return Rulesets(tables, read, problems, unread)
 
 
-async def _cite_texts(cited: list[dict[str, Any]], timeout: float) -> None:
+async def _cite_texts(cited: list[Citation], timeout: float) -> dict[tuple[str, str, str, str], str]:
     """The rule texts nft prints (``nft -a list chain``), for the nftables rules a verdict cites: one small
     listing per chain, instead of a second listing of the whole ruleset."""
-    chains = sorted({(c["family"], c["table"], c["chain"]) for c in cited if c.get("source") == "nftables"})
+    chains = sorted({(str(c.family), str(c.table), str(c.chain)) for c in cited if c.source == "nftables"})
     listings = await asyncio.gather(*(_run(["nft", "-a", "list", "chain", *chain], timeout) for chain in chains))
     texts: dict[tuple[str, str, str, str], str] = {}
     for out, _ in listings:  # `list chain` prints the chain inside its table: the keys are the ruleset's own
         texts.update(netfilter.nft_texts(out or ""))
-    for c in cited:
-        text = texts.get((c["family"], c["table"], c["chain"], str(c.get("handle"))))
-        if text:
-            c["rule"] = text
+    return texts
 
 
 def _local_address(server: Server) -> str | None:
@@ -190,22 +191,22 @@ async def run(ctx: Context) -> list[Finding]:
                 "rules",
                 Status.SKIPPED,
                 summary,
-                {
-                    "reason": "not permitted" if denied else "no ruleset",
-                    "problems": rulesets.problems,
-                    "by_hand": BY_HAND,
-                },
+                RulesUnread(
+                    reason="not permitted" if denied else "no ruleset",
+                    problems=tuple(rulesets.problems),
+                    by_hand=BY_HAND,
+                ),
                 clock=clock,
             )
         ]
     devices = await asyncio.gather(*(_route_dev(s) for s in ctx.servers))
     fields = _known_fields(rulesets.tables)
     judged = [_evaluate(s, dev, rulesets.tables, fields) for s, dev in zip(ctx.servers, devices, strict=True)]
-    cited = [c for paths in judged if paths for path in paths.values() for c in _citations(path)]
-    await _cite_texts(cited, max(0.2, ctx.time_left()))
+    cited = [c for found in judged if found for path in found[1].values() for c in _citations(path)]
+    texts = await _cite_texts(cited, max(0.2, ctx.time_left()))
     return [
-        _finding(ctx, server, dev, paths, rulesets, clock)
-        for server, dev, paths in zip(ctx.servers, devices, judged, strict=True)
+        _finding(ctx, server, dev, (found[0], _with_texts(found[1], texts)) if found else None, rulesets, clock)
+        for server, dev, found in zip(ctx.servers, devices, judged, strict=True)
     ]
 
 
@@ -225,7 +226,7 @@ def _known_fields(tables: list[netfilter.Table]) -> dict[str, Any]:
 
 def _evaluate(
     server: Server, dev: str | None, tables: list[netfilter.Table], fields: dict[str, Any]
-) -> dict[str, dict[str, Any]] | None:
+) -> tuple[Route, dict[str, FirewallPath]] | None:
     """Each path of the exchange (UDP and TCP; the query out, the answer back in; and for a server on this
     host, the query in and the answer out) and what the rules do to it. None when there is no route."""
     local = _local_address(server)
@@ -237,7 +238,7 @@ def _evaluate(
     # A server on this host (loopback, or one of its own addresses): the query also comes in to the daemon
     # through input, and the answer leaves it through output.
     local_server = me == them or them.is_loopback
-    paths: dict[str, dict[str, Any]] = {"_": {"local_address": local, "local_server": local_server}}
+    paths: dict[str, FirewallPath] = {}
     them_type = "local" if local_server else "unicast"
     for proto in ("udp", "tcp"):
 
@@ -270,28 +271,56 @@ def _evaluate(
             ]
         for direction, pkt in packets:
             paths[f"{proto}_{direction}"] = _decide(tables, pkt)
-    return paths
+    return Route(local, local_server), paths
 
 
-def _decide(tables: list[netfilter.Table], packet: netfilter.Packet) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Route:
+    local_address: str
+    local_server: bool
+    """The server is on this host (loopback, or one of its own addresses)."""
+
+
+def _decide(tables: list[netfilter.Table], packet: netfilter.Packet) -> FirewallPath:
     try:
         decision = netfilter.evaluate(tables, packet)
     except netfilter.RulesetError as e:
-        return {"verdict": "unknown", "error": str(e)}
+        return FirewallPath(verdict="unknown", certain=False, error=str(e))
+    return FirewallPath(
+        verdict=decision.verdict,
+        rule=decision.rule,
+        policy=decision.policy_of,
+        may_match=decision.may_match,
+        passed=decision.passed,
+        certain=decision.certain,
+    )
+
+
+def _citations(path: FirewallPath) -> list[Citation]:
+    return [c for c in (path.rule, *path.may_match, *path.passed) if c is not None]
+
+
+Texts = Mapping[tuple[str, str, str, str], str]
+
+
+def _with_texts(paths: dict[str, FirewallPath], texts: Texts) -> dict[str, FirewallPath]:
+    """The paths with the rule texts nft prints in place of the ones rebuilt from its JSON."""
+
+    def cite(c: Citation | None) -> Citation | None:
+        if c is None or c.source != "nftables":
+            return c
+        text = texts.get((str(c.family), str(c.table), str(c.chain), str(c.handle)))
+        return replace(c, rule=text) if text else c
+
     return {
-        "verdict": decision.verdict,
-        "rule": dict(decision.rule) if decision.rule else None,
-        "policy": dict(decision.policy_of) if decision.policy_of else None,
-        "may_match": [dict(m) for m in decision.may_match],
-        "passed": [dict(m) for m in decision.passed],
-        "certain": decision.certain,
+        name: replace(
+            p,
+            rule=cite(p.rule),
+            may_match=tuple(filter(None, map(cite, p.may_match))),
+            passed=tuple(filter(None, map(cite, p.passed))),
+        )
+        for name, p in paths.items()
     }
-
-
-def _citations(path: dict[str, Any]) -> list[dict[str, Any]]:
-    if "verdict" not in path:
-        return []
-    return [c for c in (path.get("rule"), *path.get("may_match", []), *path.get("passed", [])) if isinstance(c, dict)]
 
 
 _RISKY = netfilter.FINAL | {"jump", "goto", "unknown", "map"}
@@ -301,32 +330,32 @@ def _finding(
     ctx: Context,
     server: Server,
     dev: str | None,
-    paths: dict[str, dict[str, Any]] | None,
+    found: tuple[Route, dict[str, FirewallPath]] | None,
     rulesets: Rulesets,
     clock: Clock,
 ) -> Finding:
-    if paths is None:
+    if found is None:
         return ctx.finding(
             server.key,
             Status.UNKNOWN,
             f"no route to {server.host} to evaluate the rules for",
-            {"sources": rulesets.read, "problems": rulesets.problems},
+            FirewallPaths(sources=tuple(rulesets.read), problems=tuple(rulesets.problems)),
             server=server,
             clock=clock,
         )
-    about = paths.pop("_")
+    about, paths = found
     blocked, unsure = _read_paths(paths)
-    evidence = {
-        "sources": rulesets.read,
-        "problems": rulesets.problems,
-        "unread": rulesets.unread,
-        "local_address": about["local_address"],
-        "interface": dev,
-        "ephemeral_ports": list(_ephemeral()),
-        "paths": paths,
-        "blocks": bool(blocked),
-        "uncertain": unsure,
-    }
+    evidence = FirewallPaths(
+        sources=tuple(rulesets.read),
+        problems=tuple(rulesets.problems),
+        unread=tuple(rulesets.unread),
+        local_address=about.local_address,
+        interface=dev,
+        ephemeral_ports=_ephemeral(),
+        paths=paths,
+        blocks=bool(blocked),
+        uncertain=tuple(unsure),
+    )
     unread = f"; the {', '.join(rulesets.unread)} rules could not be read, and may block it" if rulesets.unread else ""
     if blocked:
         summary = f"this host's firewall blocks DNS to {server.host}: " + "; ".join(blocked)
@@ -343,44 +372,32 @@ def _finding(
             + "): they may block it"
         )
         return ctx.finding(server.key, Status.UNKNOWN, summary, evidence, server=server, clock=clock)
-    allowed = paths.get("udp_query", {})
-    why = _rule_words(allowed["passed"][-1]) if allowed.get("passed") else "no rule on the way"
-    here = " (and in to and out of the server on this host)" if about["local_server"] else ""
+    allowed = paths.get("udp_query")
+    why = allowed.passed[-1].words if allowed and allowed.passed else "no rule on the way"
+    here = " (and in to and out of the server on this host)" if about.local_server else ""
     summary = f"this host's firewall lets DNS to {server.host} out and back in{here} (UDP query: {why})"
     return ctx.finding(server.key, Status.OK, summary, evidence, server=server, clock=clock)
 
 
-def _read_paths(paths: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+def _read_paths(paths: dict[str, FirewallPath]) -> tuple[list[str], list[str]]:
     """The paths a rule stops, and those it may stop (or that could not be decided), in words."""
     blocked: list[str] = []
     unsure: list[str] = []
     for name, path in paths.items():
         proto, _, direction = name.partition("_")
         label = f"{proto.upper()} {direction.replace('_', ' ')}"
-        if path["verdict"] == "unknown":
-            unsure.append(f"{label}: {path.get('error')}")
-        elif path["verdict"] in ("drop", "reject"):
+        if path.verdict == "unknown":
+            unsure.append(f"{label}: {path.error}")
+        elif path.stops:
             blocked.append(f"{label}: {_cite(path)}")
-        elif path["verdict"] == "queue":
+        elif path.verdict == "queue":
             unsure.append(f"{label}: handed to a userspace program, {_cite(path)}")
         else:
-            risky = [m for m in path["may_match"] if m.get("verdict") in _RISKY]
+            risky = [m for m in path.may_match if m.verdict in _RISKY]
             if risky:
-                unsure.append(f"{label}: may be stopped by {_rule_words(risky[0])}")
+                unsure.append(f"{label}: may be stopped by {risky[0].words}")
     return blocked, unsure
 
 
-def _rule_words(rule: dict[str, Any] | Any) -> str:
-    if not isinstance(rule, dict):
-        return "?"
-    where = f"{rule.get('source')} {rule.get('family')} {rule.get('table')} {rule.get('chain')}"
-    if "policy" in rule and "rule" not in rule:
-        return f"the policy {rule['policy']} of {where}"
-    handle = f" handle {rule.get('handle')}" if rule.get("handle") else ""
-    return f"{where}{handle}: `{rule.get('rule')}`"
-
-
-def _cite(path: dict[str, Any]) -> str:
-    if path.get("rule") is not None:
-        return f"{path['verdict']} by {_rule_words(path['rule'])}"
-    return f"{path['verdict']} by {_rule_words(path.get('policy') or {})}"
+def _cite(path: FirewallPath) -> str:
+    return f"{path.verdict} by {path.cited.words if path.cited else '?'}"

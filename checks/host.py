@@ -16,9 +16,26 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from msgspec.structs import replace
+
+from runbook.evidence import (
+    ConfigCheck,
+    Conntrack,
+    Daemon,
+    Daemons,
+    Journal,
+    Listener,
+    Listeners,
+    Load,
+    LogFiles,
+    OomKill,
+    OomKills,
+    Units,
+)
 from runbook.facts import how_it_ended
 from runbook.model import Finding, Status
 
@@ -69,26 +86,25 @@ def daemons() -> Finding:
     import psutil
 
     mine = _netns("self")
-    found: list[dict[str, Any]] = []
-    elsewhere: list[dict[str, Any]] = []
+    found: list[Daemon] = []
+    elsewhere: list[Daemon] = []
     hidden = 0
     for proc in psutil.process_iter(["pid", "ppid", "name", "cmdline", "username"]):
         name = dns_name(proc.info["name"] or "", proc.info["cmdline"])
         if name is None or _daemon_root(proc, name) != proc.pid:  # a daemon's own children are the daemon
             continue
-        entry = _daemon_entry(proc, name)
         netns = _netns(proc.pid)
-        if netns is None:  # another user's process, read without root: counted as this host's, and said so
-            hidden += 1
-            entry["netns"] = "unknown (run as root to tell containers apart)"
+        # Another user's process, read without root: counted as this host's, and said so.
+        entry = _daemon_entry(proc, name, None if netns else "unknown (run as root to tell containers apart)")
+        hidden += netns is None
         (found if netns in (None, mine) else elsewhere).append(entry)
-    evidence = {"daemons": found, "other_namespaces": elsewhere, "netns_unreadable": hidden}
+    evidence = Daemons(daemons=tuple(found), other_namespaces=tuple(elsewhere), netns_unreadable=hidden)
     if not found:
         where = f"; {len(elsewhere)} in other network namespaces (containers), not this server's" if elsewhere else ""
         return Finding("daemons/running", "daemons", Status.CRITICAL, f"no DNS daemon runs here{where}", evidence)
     words = ", ".join(
-        f"{d['name']} (pid {d['pid']}"
-        + (f", {d['cpu_percent']:.0f}% CPU, {d['fds']}/{d['fd_limit']} files" if d["fds"] is not None else "")
+        f"{d.name} (pid {d.pid}"
+        + (f", {d.cpu_percent:.0f}% CPU, {d.fds}/{d.fd_limit} files" if d.fds is not None else "")
         + ")"
         for d in found
     )
@@ -119,25 +135,26 @@ def _daemon_root(proc: Any, name: str) -> int:
     return int(root)
 
 
-def _daemon_entry(proc: Any, name: str) -> dict[str, Any]:
+def _daemon_entry(proc: Any, name: str, netns: str | None) -> Daemon:
     import psutil
 
     cmdline = proc.info["cmdline"] or []
-    entry: dict[str, Any] = {
-        "pid": proc.pid,
-        "name": name,
-        "cmdline": cmdline,
-        "user": proc.info["username"],
-        "config": config_of(name, cmdline),
-    }
+    entry = Daemon(
+        pid=proc.pid,
+        name=name,
+        cmdline=tuple(cmdline),
+        user=proc.info["username"],
+        config=config_of(name, cmdline),
+        netns=netns,
+    )
     with contextlib.suppress(psutil.Error, OSError):
-        entry["cpu_percent"] = proc.cpu_percent(interval=None)
-        entry["rss_mib"] = round(proc.memory_info().rss / 2**20, 1)
-        entry["fds"] = proc.num_fds()
-        entry["fd_limit"] = proc.rlimit(psutil.RLIMIT_NOFILE)[0]
-    entry.setdefault("cpu_percent", 0.0)
-    entry.setdefault("fds", None)
-    entry.setdefault("fd_limit", None)
+        return replace(
+            entry,
+            cpu_percent=proc.cpu_percent(interval=None),
+            rss_mib=round(proc.memory_info().rss / 2**20, 1),
+            fds=proc.num_fds(),
+            fd_limit=proc.rlimit(psutil.RLIMIT_NOFILE)[0],
+        )
     return entry
 
 
@@ -172,20 +189,22 @@ def units() -> Finding | None:
     ]
     status = Status.WARNING if failed else Status.OK
     words = "; ".join(f"{u['Id']} {u.get('ActiveState')}/{u.get('SubState')} ({how_it_ended(u)})" for u in found)
-    return Finding("daemons/units", "daemons", status, f"systemd: {words or 'no DNS unit'}", {"units": found})
+    summary = f"systemd: {words or 'no DNS unit'}"
+    return Finding("daemons/units", "daemons", status, summary, Units(units=tuple(found)))
 
 
 # The kernel's own line when it kills a process for memory: "Out of memory: Killed process 1234 (unbound) ...".
 OOM_LINE = re.compile(r"Killed process (\d+) \(([^)]+)\)")
 
 
-def oom_kills(text: str) -> list[dict[str, Any]]:
+def oom_kills(text: str) -> list[OomKill]:
     """The DNS daemons the kernel's OOM killer killed, from kernel log text (dmesg or journalctl -k)."""
     out = []
     for line in text.splitlines():
         m = OOM_LINE.search(line)
-        if m and dns_name(m.group(2)) is not None:
-            out.append({"pid": int(m.group(1)), "name": dns_name(m.group(2)), "line": line.strip()[:500]})
+        name = dns_name(m.group(2)) if m else None
+        if m and name is not None:
+            out.append(OomKill(pid=int(m.group(1)), name=name, line=line.strip()[:500]))
     return out[-LOG_LINES:]
 
 
@@ -199,9 +218,9 @@ def kernel_oom() -> Finding | None:
             kills = oom_kills(out["stdout"])
             if not kills:
                 return None
-            who = ", ".join(f"{k['name']} (pid {k['pid']})" for k in kills)
+            who = ", ".join(f"{k.name} (pid {k.pid})" for k in kills)
             summary = f"the kernel's log (this machine's, containers' included) says its OOM killer killed {who}"
-            return Finding("daemons/oom", "daemons", Status.WARNING, summary, {"kills": kills})
+            return Finding("daemons/oom", "daemons", Status.WARNING, summary, OomKills(kills=tuple(kills)))
     return None
 
 
@@ -209,8 +228,8 @@ def listeners(port: int) -> Finding:
     """Who listens on the DNS port in this namespace, by protocol, address and process."""
     import psutil
 
-    udp: list[dict[str, Any]] = []
-    tcp: list[dict[str, Any]] = []
+    udp: list[Listener] = []
+    tcp: list[Listener] = []
     names: dict[int, str] = {}
     roots: dict[int, tuple[str | None, int]] = {}
     for conn in psutil.net_connections(kind="inet"):
@@ -232,36 +251,36 @@ def listeners(port: int) -> Finding:
         process = names.get(pid) if pid else None
         daemon, root = roots.get(pid, (None, pid)) if pid else (None, None)
         bucket.append(
-            {
-                "address": conn.laddr.ip,
-                "pid": pid,
-                "process": process,
-                "dns_daemon": daemon is not None,
-                "daemon": daemon,
-                "daemon_pid": root,
-            }
+            Listener(
+                address=conn.laddr.ip,
+                pid=pid,
+                process=process,
+                dns_daemon=daemon is not None,
+                daemon=daemon,
+                daemon_pid=root,
+            )
         )
     udp, tcp = _unique(udp), _unique(tcp)
-    evidence: dict[str, Any] = {"port": port, "udp": udp, "tcp": tcp}
+    evidence = Listeners(port=port, udp=tuple(udp), tcp=tuple(tcp))
     if not udp and not tcp:
         return Finding("listeners/port", "listeners", Status.CRITICAL, f"nothing listens on port {port}", evidence)
     words = "; ".join(
-        f"{proto.upper()} " + ", ".join(f"{e['address']} ({e['process'] or 'pid ?'})" for e in lst)
+        f"{proto.upper()} " + ", ".join(f"{e.address} ({e.process or 'pid ?'})" for e in lst)
         for proto, lst in (("udp", udp), ("tcp", tcp))
         if lst
     )
     return Finding("listeners/port", "listeners", Status.OK, f"port {port}: {words}", evidence)
 
 
-def _unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return list({(e["address"], e["pid"]): e for e in entries}.values())
+def _unique(entries: list[Listener]) -> list[Listener]:
+    return list({(e.address, e.pid): e for e in entries}.values())
 
 
-def config_checks(running: list[dict[str, Any]], units: list[dict[str, Any]]) -> list[Finding]:
+def config_checks(running: Sequence[Daemon], units: Sequence[Mapping[str, str]]) -> list[Finding]:
     """Each daemon's own checker on the configuration it was started with. When none runs, the packaged
     configuration of each daemon whose systemd unit failed or keeps restarting: an installed daemon that is
     not meant to run (its unit inactive, or no systemd) says nothing about this outage."""
-    targets = {d["name"]: d.get("config") for d in running}
+    targets = {d.name: d.config for d in running}
     if not targets:
         wanted = {
             u["Id"].removesuffix(".service")
@@ -281,13 +300,9 @@ def config_checks(running: list[dict[str, Any]], units: list[dict[str, Any]]) ->
         argv = [part.format(conf=conf) for part in check]
         result = _run(argv, 10)
         text = (result.get("stdout", "") + result.get("stderr", "")).strip().splitlines()
-        evidence = {
-            "daemon": name,
-            "config": conf,
-            "checker": argv,
-            "exit": result.get("exit"),
-            "output": text[:LOG_LINES],
-        }
+        evidence = ConfigCheck(
+            daemon=name, config=conf, checker=tuple(argv), exit=result.get("exit"), output=tuple(text[:LOG_LINES])
+        )
         if result.get("exit") == 0:
             out.append(
                 Finding(f"config/{name}", "config", Status.OK, f"{name}: {conf} checks out ({argv[0]})", evidence)
@@ -339,7 +354,7 @@ def _port_drops(port: int) -> dict[str, int] | None:
     return found if read else None
 
 
-def load(window: float, running: list[dict[str, Any]], port: int = 53) -> Finding:
+def load(window: float, running: Sequence[Daemon], port: int = 53) -> Finding:
     """The kernel's UDP errors over ``window`` seconds (the namespace's, and the DNS port's sockets' drops),
     conntrack's use, the daemons' CPU over the window."""
     import psutil
@@ -348,7 +363,7 @@ def load(window: float, running: list[dict[str, Any]], port: int = 53) -> Findin
     procs = []
     for d in running:
         with contextlib.suppress(psutil.Error):
-            p = psutil.Process(d["pid"])
+            p = psutil.Process(d.pid)
             p.cpu_percent(interval=None)
             procs.append((d, p))
     time.sleep(window)
@@ -360,27 +375,27 @@ def load(window: float, running: list[dict[str, Any]], port: int = 53) -> Findin
     cpu = {}
     for d, p in procs:
         with contextlib.suppress(psutil.Error):
-            cpu[d["name"]] = p.cpu_percent(interval=None)
-    conntrack = {
-        "count": _read_int("/proc/sys/net/netfilter/nf_conntrack_count"),
-        "max": _read_int("/proc/sys/net/netfilter/nf_conntrack_max"),
-    }
+            cpu[d.name] = p.cpu_percent(interval=None)
+    conntrack = Conntrack(
+        count=_read_int("/proc/sys/net/netfilter/nf_conntrack_count"),
+        max=_read_int("/proc/sys/net/netfilter/nf_conntrack_max"),
+    )
     rate = delta["InDatagrams"] / window
-    evidence = {
-        "window_s": window,
-        "udp": delta,
-        "port_drops": port_drops,
-        "udp_in_per_s": round(rate, 1),
-        "conntrack": conntrack,
-        "cpu_percent": cpu,
-    }
+    evidence = Load(
+        window_s=window,
+        udp=delta,
+        port_drops=port_drops,
+        udp_in_per_s=round(rate, 1),
+        conntrack=conntrack,
+        cpu_percent=cpu,
+    )
     words = (
         f"over {window:g} s: {rate:.0f} UDP datagrams/s in, {delta['RcvbufErrors']} receive-buffer errors"
         + (f" ({port_drops} dropped at port {port}'s sockets)" if port_drops is not None else "")
         + f", {delta['NoPorts']} to closed ports"
     )
-    if conntrack["count"] is not None and conntrack["max"]:
-        words += f"; conntrack {conntrack['count']}/{conntrack['max']}"
+    if conntrack.count is not None and conntrack.max:
+        words += f"; conntrack {conntrack.count}/{conntrack.max}"
     if cpu:
         words += "; CPU " + ", ".join(f"{n} {c:.0f}%" for n, c in cpu.items())
     return Finding("load/kernel", "load", Status.OK, words, evidence)
@@ -399,7 +414,7 @@ TROUBLE = re.compile(r"\b(error|fatal|fail|crit|warn|refused|denied|cannot|could
 TAIL_BYTES = 65_536
 
 
-def log_files(running: list[dict[str, Any]]) -> Finding | None:
+def log_files(running: Sequence[Daemon]) -> Finding | None:
     """The last lines that speak of trouble in the log files the daemons' configurations name (the end of each
     file only: a server under attack may have a large log)."""
     lines: list[str] = []
@@ -415,12 +430,12 @@ def log_files(running: list[dict[str, Any]]) -> Finding | None:
             except OSError as e:
                 unread[path] = f"unreadable ({e.strerror})" + (": run as root" if e.errno == errno.EACCES else "")
                 continue
-            read[path] = d["name"]
-            lines += [f"{d['name']}: {line[:500]}" for line in tail if TROUBLE.search(line)][-LOG_LINES:]
+            read[path] = d.name
+            lines += [f"{d.name}: {line[:500]}" for line in tail if TROUBLE.search(line)][-LOG_LINES:]
     if not read and not unread:
         return None
     lines = lines[-LOG_LINES:]
-    evidence: dict[str, Any] = {"files": read, "unread": unread, "lines": lines}
+    evidence = LogFiles(files=read, unread=unread, lines=tuple(lines))
     if not read:
         words = "; ".join(f"{p}: {why}" for p, why in unread.items())
         return Finding(
@@ -433,8 +448,8 @@ def log_files(running: list[dict[str, Any]]) -> Finding | None:
     return Finding("log/files", "log", Status.WARNING, summary, evidence)
 
 
-def _log_paths(d: dict[str, Any]) -> list[str]:
-    pattern, conf = LOG_FILE_OPTIONS.get(d["name"]), d.get("config")
+def _log_paths(d: Daemon) -> list[str]:
+    pattern, conf = LOG_FILE_OPTIONS.get(d.name), d.config
     if not pattern or not conf:
         return []
     try:
@@ -452,7 +467,7 @@ def _tail(path: str) -> list[str]:
     return text[1:] if start else text
 
 
-def logs(running: list[dict[str, Any]], unit_names: list[str]) -> Finding | None:
+def logs(unit_names: list[str]) -> Finding | None:
     """The last warnings and errors of the DNS units' journal, a bounded number of lines."""
     if not unit_names or not shutil.which("journalctl"):
         return None
@@ -468,7 +483,7 @@ def logs(running: list[dict[str, Any]], unit_names: list[str]) -> Finding | None
         "log",
         Status.WARNING,
         f"{len(lines)} warnings and errors in the last hour: " + lines[-1],
-        {"lines": lines},
+        Journal(lines=tuple(lines)),
     )
 
 
@@ -480,11 +495,11 @@ def _run(argv: list[str], timeout: float) -> dict[str, Any]:
     return {"exit": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
 
 
-def names_address(entry: dict[str, Any], address: str) -> bool:
+def names_address(entry: Daemon, address: str) -> bool:
     """Does the daemon's command line or configuration name ``address``?"""
-    if any(address in arg for arg in entry.get("cmdline", [])):
+    if any(address in arg for arg in entry.cmdline):
         return True
-    conf = entry.get("config")
+    conf = entry.config
     if not conf:
         return False
     try:

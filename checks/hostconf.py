@@ -7,9 +7,11 @@ order of nsswitch.conf, and the systemd-resolved stub with the upstreams it hide
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from runbook.context import Clock, Context
+from runbook.evidence import HostsEntry, HostsFacts, NsswitchFacts, ResolvConfFacts
 from runbook.hostfiles import parse_hosts, parse_nsswitch_hosts, read_resolv_conf
 from runbook.model import Finding, Status
 
@@ -34,7 +36,7 @@ def _resolv_conf(ctx: Context) -> Finding:
             "resolv.conf",
             Status.WARNING,
             ctx.resolv_error or "resolv.conf was not read",
-            {"path": str(settings.resolv_conf), "error": ctx.resolv_error},
+            ResolvConfFacts(path=str(settings.resolv_conf), error=ctx.resolv_error),
             clock=clock,
         )
     evidence = conf.to_evidence()
@@ -51,7 +53,8 @@ def _resolv_conf(ctx: Context) -> Finding:
         notes.append(f"{len(conf.nameservers)} nameservers, but glibc uses only the first 3")
     status = Status.WARNING if notes else Status.OK
     if conf.systemd_stub:
-        notes.append(_systemd_upstreams(settings.systemd_resolv_conf, evidence))
+        note, evidence = _systemd_upstreams(settings.systemd_resolv_conf, evidence)
+        notes.append(note)
     servers = ", ".join(conf.nameservers[:3]) or "none"
     opts = " ".join(k if v is True else f"{k}:{v}" for k, v in conf.options.items())
     summary = f"{conf.path}: nameservers {servers}" + (f"; options {opts}" if opts else "")
@@ -60,19 +63,19 @@ def _resolv_conf(ctx: Context) -> Finding:
     return ctx.finding("resolv.conf", status, summary, evidence, clock=clock)
 
 
-def _systemd_upstreams(upstream_path: Path, evidence: dict[str, Any]) -> str:
+def _systemd_upstreams(upstream_path: Path, evidence: ResolvConfFacts) -> tuple[str, ResolvConfFacts]:
     """The servers the systemd-resolved stub hides (a note; the evidence gets them, or why not)."""
     try:
         upstream = read_resolv_conf(upstream_path)
     except Exception as e:  # the upstream file is optional evidence
-        evidence["systemd_upstreams_error"] = str(e)
-        return "systemd-resolved stub: its upstream servers could not be read"
-    evidence["systemd_upstreams"] = list(upstream.nameservers)
-    return (
+        note = "systemd-resolved stub: its upstream servers could not be read"
+        return note, msgspec.structs.replace(evidence, systemd_upstreams_error=str(e))
+    note = (
         "systemd-resolved stub: the real upstream servers are "
         + (", ".join(upstream.nameservers) or "not listed")
         + f" ({upstream_path})"
     )
+    return note, msgspec.structs.replace(evidence, systemd_upstreams=tuple(upstream.nameservers))
 
 
 def _hosts(ctx: Context) -> Finding:
@@ -80,15 +83,15 @@ def _hosts(ctx: Context) -> Finding:
     clock = Clock()
     text, error = _read(settings.hosts_file)
     if text is None:
-        failed = {"path": str(settings.hosts_file), "error": error}
+        failed = HostsFacts(path=str(settings.hosts_file), error=error)
         return ctx.finding("hosts", Status.WARNING, error or "", failed, clock=clock)
     entries = parse_hosts(text, target.name.rstrip(".")) + (
         parse_hosts(text, target.display) if target.display != target.name else []
     )
     unique = list({e.line_no: e for e in entries}.values())
-    evidence_entries = [
-        {"line": e.line_no, "address": e.address, "names": list(e.names), "text": e.line} for e in unique
-    ]
+    evidence_entries = tuple(
+        HostsEntry(line=e.line_no, address=e.address, names=tuple(e.names), text=e.line) for e in unique
+    )
     if evidence_entries:
         addrs = ", ".join(e.address for e in unique)
         summary = f"{settings.hosts_file} pins {target.display} to {addrs}: DNS is not asked"
@@ -96,7 +99,7 @@ def _hosts(ctx: Context) -> Finding:
     else:
         summary = f"{settings.hosts_file} has no entry for {target.display}"
         status = Status.OK
-    evidence = {"path": str(settings.hosts_file), "entries": evidence_entries}
+    evidence = HostsFacts(path=str(settings.hosts_file), entries=evidence_entries)
     return ctx.finding("hosts", status, summary, evidence, clock=clock)
 
 
@@ -107,9 +110,9 @@ def _nsswitch(ctx: Context) -> Finding:
     sources = parse_nsswitch_hosts(text) if text is not None else None
     if sources is None:
         summary = f"{path}: no hosts line (glibc default: dns [!UNAVAIL=return] files)"
-        evidence = {"path": str(path), "hosts": None, "error": error}
+        evidence = NsswitchFacts(path=str(path), error=error)
         return ctx.finding("nsswitch", Status.OK, summary, evidence, clock=clock)
     uses_dns = any(s in ("dns", "resolve") for s in sources)
     status = Status.OK if uses_dns else Status.WARNING
     summary = f"hosts: {' '.join(sources)}" + ("" if uses_dns else " (DNS is not consulted)")
-    return ctx.finding("nsswitch", status, summary, {"path": str(path), "hosts": sources}, clock=clock)
+    return ctx.finding("nsswitch", status, summary, NsswitchFacts(path=str(path), hosts=tuple(sources)), clock=clock)

@@ -11,10 +11,17 @@ import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 # What a failure means for the diagnosis: the evidence's words.
-from runbook.evidence import HOST_UNREACHABLE, OTHER, PORT_UNREACHABLE, PROHIBITED, PROTOCOL_UNREACHABLE, TTL_EXCEEDED
+from runbook.evidence import (
+    HOST_UNREACHABLE,
+    OTHER,
+    PORT_UNREACHABLE,
+    PROHIBITED,
+    PROTOCOL_UNREACHABLE,
+    TTL_EXCEEDED,
+    Icmp,
+)
 
 # <linux/errqueue.h>; not in Python's socket module before 3.14.
 IP_RECVERR = 11
@@ -87,19 +94,17 @@ class SockError:
             return OTHER
         return describe(self.origin, self.type, self.code)[1]
 
-    def to_evidence(self, server_host: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "origin": self.origin,
-            "type": self.type,
-            "code": self.code,
-            "name": self.name,
-            "kind": self.kind,
-            "errno": errno_mod.errorcode.get(self.errno, str(self.errno)),
-            "offender": self.offender,
-        }
-        if server_host is not None:
-            doc["from_server"] = same_address(self.offender, server_host)
-        return doc
+    def to_evidence(self, server_host: str) -> Icmp:
+        return Icmp(
+            origin=self.origin,
+            type=self.type,
+            code=self.code,
+            name=self.name,
+            kind=self.kind,
+            errno=errno_mod.errorcode.get(self.errno, str(self.errno)),
+            offender=self.offender,
+            from_server=same_address(self.offender, server_host),
+        )
 
 
 def describe(origin: str, icmp_type: int, code: int) -> tuple[str, str, str]:

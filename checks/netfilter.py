@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec.structs import replace
+
 from checks import nftexpr
+from runbook.evidence import Citation
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -94,15 +97,15 @@ class Rule:
     sets: frozenset[str] = frozenset()
     """What the rule changes on the packet (``meta mark``, ``ct mark``, ``meta priority``)."""
 
-    def cite(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "family": self.family,
-            "table": self.table,
-            "chain": self.chain,
-            "handle": self.handle,
-            "rule": self.text,
-        }
+    def cite(self) -> Citation:
+        return Citation(
+            source=self.source,
+            family=self.family,
+            table=self.table,
+            chain=self.chain,
+            handle=self.handle,
+            rule=self.text,
+        )
 
 
 @dataclass
@@ -129,12 +132,12 @@ class Table:
 class Decision:
     verdict: str
     """accept, drop, reject or queue."""
-    rule: Mapping[str, Any] | None
+    rule: Citation | None
     """The rule that decided, or None when a chain's policy did."""
-    policy_of: Mapping[str, Any] | None = None
-    may_match: tuple[Mapping[str, Any], ...] = ()
+    policy_of: Citation | None = None
+    may_match: tuple[Citation, ...] = ()
     """Rules on the way that might match, whose verdict could change the outcome."""
-    passed: tuple[Mapping[str, Any], ...] = ()
+    passed: tuple[Citation, ...] = ()
     """The accepting rule or policy of each base chain the packet went through."""
 
     @property
@@ -603,7 +606,7 @@ def _maybe_not(m: Match, negate: bool) -> Match:
 
 @dataclass
 class _Walk:
-    may_match: list[Mapping[str, Any]] = field(default_factory=list)
+    may_match: list[Citation] = field(default_factory=list)
     depth: int = 0
 
 
@@ -614,24 +617,20 @@ def evaluate(tables: Sequence[Table], packet: Packet) -> Decision:
         key=lambda ct: ct[0].priority,
     )
     walk = _Walk()
-    passed: list[Mapping[str, Any]] = []
+    passed: list[Citation] = []
     for chain, table in base:
         verdict, rule = _run_chain(chain, table, packet, walk)
         if verdict is None:  # fell off the end: the policy decides
-            policy = {
-                "source": table.source,
-                "family": table.family,
-                "table": table.name,
-                "chain": chain.name,
-                "policy": chain.policy,
-            }
+            policy = Citation(
+                source=table.source, family=table.family, table=table.name, chain=chain.name, policy=chain.policy
+            )
             if chain.policy in FINAL:
                 return Decision(chain.policy, None, policy, tuple(walk.may_match), tuple(passed))
             passed.append(policy)
             continue
         if verdict in FINAL:
             return Decision(verdict, rule.cite() if rule else None, None, tuple(walk.may_match), tuple(passed))
-        passed.append(rule.cite() if rule else {})
+        passed.append(rule.cite() if rule else Citation())
     return Decision("accept", passed[-1] if passed else None, None, tuple(walk.may_match), tuple(passed))
 
 
@@ -649,20 +648,15 @@ def _run_chain(chain: Chain, table: Table, packet: Packet, walk: _Walk) -> tuple
             if verdict is None:
                 continue
             if matched is None or verdict == "unknown":
-                walk.may_match.append(
-                    {
-                        **rule.cite(),
-                        "verdict": verdict,
-                        "unknown": [d for m, d in rule.matches if m(packet) is None] or ["a statement"],
-                    }
-                )
+                unknown = tuple(d for m, d in rule.matches if m(packet) is None) or ("a statement",)
+                walk.may_match.append(replace(rule.cite(), verdict=verdict, unknown=unknown))
                 continue
             if verdict == "return":
                 return None, None
             if verdict in ("jump", "goto"):
                 goal = table.chains.get(target or "")
                 if goal is None:  # a chain this listing does not have: only this rule is in doubt
-                    walk.may_match.append({**rule.cite(), "verdict": verdict, "unknown": [f"chain {target}"]})
+                    walk.may_match.append(replace(rule.cite(), verdict=verdict, unknown=(f"chain {target}",)))
                     continue
                 result, decider = _run_chain(goal, table, packet, walk)
                 if result is not None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any
 
 import dns.rcode
 
 from checks import blocking, wire
 from runbook.context import Clock, Context
+from runbook.evidence import Resolution, SystemLookup, extend
 from runbook.model import Finding, Server, Status
 
 
@@ -33,18 +33,20 @@ async def _through_server(ctx: Context, server: Server) -> Finding:
     query = wire.make_query(target.name, target.rdtype, edns=True, nsid=True)
     exchanges = await wire.ask(server, query, ctx.time_left())
     final = exchanges[-1]
-    evidence: dict[str, Any] = final.to_evidence()
-    evidence["truncated_over_udp"] = len(exchanges) > 1
-    evidence["packets"] = [line for e in exchanges for line in e.packets]
-    if len(exchanges) > 1:
-        evidence["udp"] = exchanges[0].to_evidence()
+    cd: list[wire.Exchange] = []
     if final.response is not None and final.response.rcode() == dns.rcode.SERVFAIL:
         # Would the answer come if the resolver did not validate it? (RFC 4035 CD bit)
         cd = await wire.ask(server, wire.make_query(target.name, target.rdtype, edns=True, cd=True), ctx.time_left())
-        evidence["cd_retry"] = cd[-1].to_evidence()
-        evidence["packets"] += [line for e in cd for line in e.packets]
+    evidence = extend(
+        final.to_evidence(),
+        Resolution,
+        truncated_over_udp=len(exchanges) > 1,
+        packets=tuple(line for e in (*exchanges, *cd) for line in e.packets),
+        udp=exchanges[0].to_evidence() if len(exchanges) > 1 else None,
+        cd_retry=cd[-1].to_evidence() if cd else None,
+    )
     status, summary = _judge(final, server, target.display)
-    if "cd_retry" in evidence and evidence["cd_retry"].get("rcode") == "NOERROR":
+    if evidence.cd_retry is not None and evidence.cd_retry.rcode == "NOERROR":
         summary += "; with CD=1 (no validation) it answers: a DNSSEC validation failure"
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
 
@@ -52,11 +54,11 @@ async def _through_server(ctx: Context, server: Server) -> Finding:
 def _judge(ex: wire.Exchange, server: Server, name: str) -> tuple[Status, str]:
     via = f"through {server.label}"
     if ex.outcome == wire.ANSWER and ex.response is not None:
-        ev = wire.message_evidence(ex.response)
-        rcode = ev["rcode"]
+        m = wire.message_evidence(ex.response)
+        rcode = m.rcode
         ms = f"{(ex.rtt_s or 0) * 1000:.1f} ms"
-        if rcode == "NOERROR" and ev["answers"]:
-            values = ", ".join(a["value"] for a in ev["answers"])
+        if rcode == "NOERROR" and m.answers:
+            values = ", ".join(a.value for a in m.answers)
             return Status.OK, f"{name} {via}: {values} ({ms}, {ex.transport.upper()})"
         if rcode == "NOERROR":
             return Status.WARNING, f"{name} {via}: no records of that type (NODATA, {ms})"
@@ -90,7 +92,7 @@ async def _through_system(ctx: Context) -> Finding:
             "system",
             Status.CRITICAL,
             f"getaddrinfo({name}) gave no result within {waited:.1f} s",
-            {"function": "getaddrinfo", "outcome": "timeout", "waited_s": round(waited, 6)},
+            SystemLookup(outcome="timeout", waited_s=round(waited, 6)),
             clock=clock,
         )
     if isinstance(result, BaseException):
@@ -99,7 +101,7 @@ async def _through_system(ctx: Context) -> Finding:
             "system",
             Status.CRITICAL,
             f"getaddrinfo({name}) failed: {reason}",
-            {"function": "getaddrinfo", "outcome": "error", "error": reason, "errno": getattr(result, "errno", None)},
+            SystemLookup(outcome="error", error=reason, errno=getattr(result, "errno", None)),
             clock=clock,
         )
     addresses = list(dict.fromkeys(str(info[4][0]) for info in result))
@@ -108,12 +110,11 @@ async def _through_system(ctx: Context) -> Finding:
         "system",
         Status.OK,
         f"getaddrinfo({name}): {', '.join(addresses)}",
-        {
-            "function": "getaddrinfo",
-            "outcome": "answer",
-            "addresses": addresses,
-            "canonical_name": canon,
-            "rtt_s": round(time.monotonic() - started, 6),
-        },
+        SystemLookup(
+            outcome="answer",
+            addresses=tuple(addresses),
+            canonical_name=canon,
+            rtt_s=round(time.monotonic() - started, 6),
+        ),
         clock=clock,
     )

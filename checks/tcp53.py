@@ -11,10 +11,10 @@ Every attempt is in the evidence.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from checks import wire
 from runbook.context import Clock, Context
+from runbook.evidence import TcpProbe, extend
 from runbook.model import Finding, Server, Status
 
 
@@ -30,13 +30,15 @@ async def _probe(ctx: Context, server: Server) -> Finding:
     if tries[0].outcome in (wire.TIMEOUT, wire.CLOSED) and tries[0].connect_rtt_s is not None and ctx.time_left() > 0.1:
         tries.append(await wire.tcp_exchange(server, query, ctx.time_left()))
     ex = next((t for t in tries if t.outcome == wire.ANSWER), tries[-1])
-    evidence: dict[str, Any] = ex.to_evidence()
-    evidence["packets"] = [line for t in tries for line in t.packets]
-    if len(tries) > 1:
-        evidence["attempts"] = [t.to_evidence() for t in tries]
+    evidence = extend(
+        ex.to_evidence(),
+        TcpProbe,
+        packets=tuple(line for t in tries for line in t.packets),
+        attempts=tuple(t.to_evidence() for t in tries) if len(tries) > 1 else (),
+    )
     where = f"TCP {server.label}"
     if ex.outcome == wire.ANSWER and ex.response is not None:
-        rcode = wire.message_evidence(ex.response)["rcode"]
+        rcode = wire.message_evidence(ex.response).rcode
         status = Status.CRITICAL if rcode == "REFUSED" else Status.OK
         summary = (
             f"{where}: connected in {(ex.connect_rtt_s or 0) * 1000:.1f} ms, "
@@ -47,7 +49,7 @@ async def _probe(ctx: Context, server: Server) -> Finding:
     elif ex.outcome == wire.RESET and ex.connect_rtt_s is None:
         status, summary = Status.CRITICAL, f"{where}: connection refused with RST: the host is up, nothing listens"
     elif ex.outcome == wire.ICMP and ex.error is not None:
-        origin = "the server itself" if ex.error.to_evidence(server.host)["from_server"] else ex.error.offender
+        origin = "the server itself" if ex.from_server() else ex.error.offender
         status, summary = (
             Status.CRITICAL,
             f"{where}: ICMP {ex.error.name} ({ex.error.type}/{ex.error.code}) from {origin}",

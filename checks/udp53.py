@@ -8,12 +8,14 @@ an answer or an ICMP error is final on the first try.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import dns.message
+import msgspec
 
 from checks import wire
 from runbook.context import Clock, Context
+from runbook.evidence import Burst, Thresholds, UdpProbe, extend
+from runbook.evidence import Exchange as ExchangeEvidence
 from runbook.model import Finding, Server, Status
 
 
@@ -39,24 +41,12 @@ async def _probe(ctx: Context, server: Server) -> Finding:
     budget = ctx.time_left()
     first = await wire.udp_exchange(server, query, budget / max(1, settings.udp_attempts))
     tries = [first]
-    stats: dict[str, Any] | None = None
-    live_evidence: dict[str, Any] | None = None
+    stats: Burst | None = None
+    live_evidence: ExchangeEvidence | None = None
     if first.outcome in (wire.ANSWER, wire.TIMEOUT):
         # The burst (loss and latency, like dnsping) runs alongside the retries of a silent first try: a
         # lossy server is then told apart from a dropped port, at no cost in time.
-        burst = None
-        if settings.burst_count > 0:
-            spread = settings.burst_count * settings.burst_interval
-            wait = max(0.0, min(2 * settings.max_rtt, ctx.time_left() - spread))
-            burst = asyncio.create_task(
-                wire.burst(
-                    server,
-                    lambda: wire.make_query(target.name, target.rdtype, edns=edns),
-                    settings.burst_count,
-                    settings.burst_interval,
-                    wait,
-                )
-            )
+        burst = _start_burst(ctx, server, edns) if settings.burst_count > 0 else None
         liveness = None
         if first.outcome == wire.TIMEOUT:
             # Is the daemon alive at all? A question it answers without asking anyone else (RFC 4892):
@@ -67,39 +57,56 @@ async def _probe(ctx: Context, server: Server) -> Finding:
         if burst is not None:
             stats = await burst
         if liveness is not None:
-            alive = await liveness
-            live_evidence = alive.to_evidence()
+            live_evidence = (await liveness).to_evidence()
     last = next((t for t in reversed(tries) if t.outcome == wire.ANSWER), tries[-1])
-    evidence: dict[str, Any] = last.to_evidence()
-    evidence["attempts"] = [t.to_evidence() for t in tries]
-    evidence["sent"] = len(tries)
-    evidence["packets"] = [line for t in tries for line in t.packets]
     status, summary = _judge(last, server, len(tries))
-    if live_evidence is not None:
-        evidence["liveness"] = live_evidence
-        if live_evidence["outcome"] == wire.ANSWER:
-            summary += f"; yet it answers id.server CH TXT ({live_evidence.get('rcode')}): the daemon is alive"
+    if live_evidence is not None and live_evidence.outcome == wire.ANSWER:
+        summary += f"; yet it answers id.server CH TXT ({live_evidence.rcode}): the daemon is alive"
     if stats is not None:
         degraded = _degraded(stats, settings.max_loss, settings.max_rtt)
-        stats["degraded"] = degraded
-        stats["thresholds"] = {"max_loss": settings.max_loss, "max_rtt_s": settings.max_rtt}
-        evidence["burst"] = stats
+        stats = msgspec.structs.replace(
+            stats, degraded=degraded, thresholds=Thresholds(max_loss=settings.max_loss, max_rtt_s=settings.max_rtt)
+        )
         if degraded and status is Status.OK:
             status = Status.WARNING
-        summary += f"; burst of {stats['sent']}: " + (degraded or _burst_words(stats))
+        summary += f"; burst of {stats.sent}: " + (degraded or _burst_words(stats))
+    evidence = extend(
+        last.to_evidence(),
+        UdpProbe,
+        attempts=tuple(t.to_evidence() for t in tries),
+        sent=len(tries),
+        packets=tuple(line for t in tries for line in t.packets),
+        liveness=live_evidence,
+        burst=stats,
+    )
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)
+
+
+def _start_burst(ctx: Context, server: Server, edns: bool) -> asyncio.Task[Burst]:
+    settings, target = ctx.settings, ctx.settings.target
+    spread = settings.burst_count * settings.burst_interval
+    wait = max(0.0, min(2 * settings.max_rtt, ctx.time_left() - spread))
+    return asyncio.create_task(
+        wire.burst(
+            server,
+            lambda: wire.make_query(target.name, target.rdtype, edns=edns),
+            settings.burst_count,
+            settings.burst_interval,
+            wait,
+        )
+    )
 
 
 def _judge(ex: wire.Exchange, server: Server, sent: int) -> tuple[Status, str]:
     where = f"UDP {server.label}"
     if ex.outcome == wire.ANSWER and ex.response is not None:
-        ev = wire.message_evidence(ex.response)
-        flags = " ".join(f for f in ("aa", "tc", "ra", "ad") if ev[f]) or "none"
-        status = Status.CRITICAL if ev["rcode"] == "REFUSED" else Status.OK
-        return status, f"{where}: answered {ev['rcode']} in {(ex.rtt_s or 0) * 1000:.1f} ms (flags {flags})"
+        m = wire.message_evidence(ex.response)
+        flags = " ".join(f for f, on in (("aa", m.aa), ("tc", m.tc), ("ra", m.ra), ("ad", m.ad)) if on) or "none"
+        status = Status.CRITICAL if m.rcode == "REFUSED" else Status.OK
+        return status, f"{where}: answered {m.rcode} in {(ex.rtt_s or 0) * 1000:.1f} ms (flags {flags})"
     if ex.outcome == wire.ICMP and ex.error is not None:
         err = ex.error
-        origin = "the server itself" if err.to_evidence(server.host)["from_server"] else err.offender
+        origin = "the server itself" if ex.from_server() else err.offender
         return Status.CRITICAL, (
             f"{where}: ICMP {err.name} ({err.type}/{err.code}) from {origin}, "
             f"{(ex.rtt_s or 0) * 1000:.1f} ms after the query"
@@ -111,18 +118,18 @@ def _judge(ex: wire.Exchange, server: Server, sent: int) -> tuple[Status, str]:
     return Status.CRITICAL, f"{where}: the query could not be sent: {ex.detail} ({wire.errno_of(ex)})"
 
 
-def _burst_words(stats: dict[str, Any]) -> str:
-    median = stats["rtt_median_s"]
+def _burst_words(stats: Burst) -> str:
+    median = stats.rtt_median_s
     rtt = f", median {median * 1000:.1f} ms" if median is not None else ""
-    return f"{stats['received']}/{stats['sent']} answered ({stats['loss']:.0%} loss){rtt}"
+    return f"{stats.received}/{stats.sent} answered ({stats.loss:.0%} loss){rtt}"
 
 
-def _degraded(stats: dict[str, Any], max_loss: float, max_rtt: float) -> str:
+def _degraded(stats: Burst, max_loss: float, max_rtt: float) -> str:
     """Why the burst counts as degraded, or '' when it does not."""
     reasons = []
-    if stats["loss"] > max_loss:
-        reasons.append(f"{stats['loss']:.0%} lost (more than {max_loss:.0%})")
-    median = stats["rtt_median_s"]
+    if stats.loss > max_loss:
+        reasons.append(f"{stats.loss:.0%} lost (more than {max_loss:.0%})")
+    median = stats.rtt_median_s
     if median is not None and median > max_rtt:
         reasons.append(f"median answer time {median * 1000:.0f} ms (more than {max_rtt * 1000:.0f} ms)")
     return "; ".join(reasons) and f"{_burst_words(stats)}: " + "; ".join(reasons)

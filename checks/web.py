@@ -11,12 +11,11 @@ import asyncio
 import http.client
 import ssl
 import time
-from typing import Any
 
 from checks import blocking
 from runbook.answers import resolve_chain
 from runbook.context import Clock, Context
-from runbook.evidence import Exchange
+from runbook.evidence import Connection, Resolution, SiteProbe
 from runbook.model import Finding, Status
 
 MAX_ADDRESSES = 4
@@ -28,10 +27,8 @@ def addresses(ctx: Context) -> list[str]:
     found: list[str] = []
     resolve = ctx.needs.get("resolve")
     for f in resolve.findings if resolve else ():
-        if f.evidence.get("outcome") == "answer" and f.server:
-            found.extend(
-                sorted(resolve_chain(Exchange.from_json(f.evidence).answers, target.name, target.rdtype).values)
-            )
+        if isinstance(f.evidence, Resolution) and f.evidence.answered and f.server:
+            found.extend(sorted(resolve_chain(f.evidence.answers, target.name, target.rdtype).values))
     return list(dict.fromkeys(found))[:MAX_ADDRESSES]
 
 
@@ -42,7 +39,7 @@ async def run(ctx: Context) -> list[Finding]:
     if not found:
         clock = Clock()
         return [
-            ctx.finding("site", Status.SKIPPED, "no address to connect to: the name did not resolve", {}, clock=clock)
+            ctx.finding("site", Status.SKIPPED, "no address to connect to: the name did not resolve", clock=clock)
         ]
     return list(await asyncio.gather(*(_probe(ctx, addr) for addr in found)))
 
@@ -51,16 +48,10 @@ async def _probe(ctx: Context, address: str) -> Finding:
     clock = Clock()
     host = ctx.settings.target.name.rstrip(".")
     https, http = await asyncio.gather(_tls(address, host, ctx.time_left()), _http(address, host, ctx.time_left()))
-    reachable = https["connected"] or http["connected"]
+    reachable = https.connected or http.connected
     website = ctx.settings.website
-    evidence: dict[str, Any] = {
-        "address": address,
-        "https": https,
-        "http": http,
-        "reachable": reachable,
-        "website": website,
-    }
-    words = f"443: {https['result']}; 80: {http['result']}"
+    evidence = SiteProbe(address=address, https=https, http=http, reachable=reachable, website=website)
+    words = f"443: {https.result}; 80: {http.result}"
     if reachable:
         return ctx.finding(address, Status.OK, f"{address} accepts connections ({words})", evidence, clock=clock)
     if not website:
@@ -78,7 +69,7 @@ async def _probe(ctx: Context, address: str) -> Finding:
     )
 
 
-async def _tls(address: str, host: str, timeout: float) -> dict[str, Any]:
+async def _tls(address: str, host: str, timeout: float) -> Connection:
     context = ssl.create_default_context()
     start = time.monotonic()
     try:
@@ -86,36 +77,36 @@ async def _tls(address: str, host: str, timeout: float) -> dict[str, Any]:
             asyncio.open_connection(address, 443, ssl=context, server_hostname=host), timeout
         )
     except ssl.SSLCertVerificationError as e:
-        return {
-            "connected": True,
-            "result": f"TLS certificate not valid for {host} ({e.verify_message})",
-            "verified": False,
-            "rtt_s": round(time.monotonic() - start, 6),
-        }
+        return Connection(
+            connected=True,
+            result=f"TLS certificate not valid for {host} ({e.verify_message})",
+            verified=False,
+            rtt_s=round(time.monotonic() - start, 6),
+        )
     except ssl.SSLError as e:
-        return {
-            "connected": True,
-            "result": f"TLS handshake failed ({e.reason})",
-            "verified": False,
-            "rtt_s": round(time.monotonic() - start, 6),
-        }
+        return Connection(
+            connected=True,
+            result=f"TLS handshake failed ({e.reason})",
+            verified=False,
+            rtt_s=round(time.monotonic() - start, 6),
+        )
     except TimeoutError:
-        return {"connected": False, "result": "no answer (timeout)", "rtt_s": None}
+        return Connection(connected=False, result="no answer (timeout)")
     except OSError as e:
-        return {"connected": False, "result": _refusal(e), "rtt_s": None}
+        return Connection(connected=False, result=_refusal(e))
     peer = writer.get_extra_info("ssl_object")
     version = peer.version() if peer else None
     writer.close()
-    return {
-        "connected": True,
-        "result": f"TLS handshake ok ({version})",
-        "verified": True,
-        "tls_version": version,
-        "rtt_s": round(time.monotonic() - start, 6),
-    }
+    return Connection(
+        connected=True,
+        result=f"TLS handshake ok ({version})",
+        verified=True,
+        tls_version=version,
+        rtt_s=round(time.monotonic() - start, 6),
+    )
 
 
-async def _http(address: str, host: str, timeout: float) -> dict[str, Any]:
+async def _http(address: str, host: str, timeout: float) -> Connection:
     def head() -> tuple[int, str]:
         conn = http.client.HTTPConnection(address, 80, timeout=timeout)
         try:
@@ -129,18 +120,15 @@ async def _http(address: str, host: str, timeout: float) -> dict[str, Any]:
     try:
         result = await blocking.call(head, timeout, "http-head")
     except TimeoutError:
-        return {"connected": False, "result": "no answer (timeout)", "rtt_s": None}
+        return Connection(connected=False, result="no answer (timeout)")
     if isinstance(result, OSError):
-        return {"connected": False, "result": _refusal(result), "rtt_s": None}
+        return Connection(connected=False, result=_refusal(result))
     if isinstance(result, BaseException):
-        return {"connected": True, "result": f"connected, bad HTTP answer ({type(result).__name__})", "rtt_s": None}
+        return Connection(connected=True, result=f"connected, bad HTTP answer ({type(result).__name__})")
     status, reason = result
-    return {
-        "connected": True,
-        "result": f"HTTP {status} {reason}",
-        "status": status,
-        "rtt_s": round(time.monotonic() - start, 6),
-    }
+    return Connection(
+        connected=True, result=f"HTTP {status} {reason}", status=status, rtt_s=round(time.monotonic() - start, 6)
+    )
 
 
 def _refusal(e: OSError) -> str:

@@ -31,8 +31,26 @@ import dns.rcode
 import dns.rdatatype
 
 from checks import packetlog
-from checks.icmp import IP_RECVERR, IPV6_RECVERR, SockError, parse_extended_err
-from runbook.evidence import ANSWER, CLOSED, CONNECTED, ICMP, LOCAL_ERROR, MALFORMED, RESET, TIMEOUT
+from checks.icmp import IP_RECVERR, IPV6_RECVERR, SockError, parse_extended_err, same_address
+from runbook.evidence import (
+    ANSWER,
+    CLOSED,
+    CONNECTED,
+    ICMP,
+    LOCAL_ERROR,
+    MALFORMED,
+    RESET,
+    TIMEOUT,
+    Burst,
+    Ede,
+    Message,
+    Nsid,
+    Record,
+    extend,
+)
+from runbook.evidence import (
+    Exchange as ExchangeEvidence,
+)
 from runbook.model import Server
 
 __all__ = ["ANSWER", "CLOSED", "CONNECTED", "ICMP", "LOCAL_ERROR", "MALFORMED", "RESET", "TIMEOUT"]
@@ -67,65 +85,60 @@ class Exchange:
         """An answer, an ICMP error, a reset or a local refusal: asking again would get the same."""
         return self.outcome != TIMEOUT
 
-    def to_evidence(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
+    def to_evidence(self) -> ExchangeEvidence:
+        """What the document records of this attempt (and what the rules read)."""
+        fields: dict[str, Any] = {
             "transport": self.transport,
             "outcome": self.outcome,
             "rtt_s": _round(self.rtt_s),
+            "connect_rtt_s": _round(self.connect_rtt_s),
             "local": f"{self.local[0]}.{self.local[1]}" if self.local else None,
             "query_bytes": self.query_len,
+            "icmp": self.error.to_evidence(self.server.host) if self.error is not None else None,
+            "errno": errno_mod.errorcode.get(self.errno, str(self.errno)) if self.errno is not None else None,
+            "detail": self.detail or None,
         }
-        if self.connect_rtt_s is not None:
-            doc["connect_rtt_s"] = _round(self.connect_rtt_s)
-        if self.error is not None:
-            doc["icmp"] = self.error.to_evidence(self.server.host)
-        if self.errno is not None:
-            doc["errno"] = errno_mod.errorcode.get(self.errno, str(self.errno))
-        if self.detail:
-            doc["detail"] = self.detail
-        if self.response is not None:
-            doc.update(message_evidence(self.response))
-            doc["response_bytes"] = self.response_len
-        return doc
+        if self.response is None:
+            return ExchangeEvidence(**fields)
+        return extend(message_evidence(self.response), ExchangeEvidence, response_bytes=self.response_len, **fields)
+
+    def from_server(self) -> bool:
+        """Whether the ICMP error it drew came from the server's own address."""
+        return self.error is not None and same_address(self.error.offender, self.server.host)
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def message_evidence(msg: dns.message.Message) -> dict[str, Any]:
+def message_evidence(msg: dns.message.Message) -> Message:
     """The parts of an answer users ask for: rcode, flags, records with TTLs, EDE, NSID."""
     import dns.edns
 
-    flags = dns.flags.to_text(msg.flags).split()
-    answers = [
-        {
-            "name": rrset.name.to_text(),
-            "type": dns.rdatatype.to_text(rrset.rdtype),
-            "ttl": rrset.ttl,
-            "value": rdata.to_text(),
-        }
-        for rrset in msg.answer
-        for rdata in rrset
-    ]
-    doc: dict[str, Any] = {
-        "rcode": dns.rcode.to_text(msg.rcode()),
-        "flags": flags,
-        "aa": bool(msg.flags & dns.flags.AA),
-        "tc": bool(msg.flags & dns.flags.TC),
-        "ra": bool(msg.flags & dns.flags.RA),
-        "ad": bool(msg.flags & dns.flags.AD),
-        "answers": answers,
-        "authority": [rrset.to_text() for rrset in msg.authority],
-    }
-    ede = [{"code": int(opt.code), "text": opt.text} for opt in msg.options if isinstance(opt, dns.edns.EDEOption)]
-    if ede:
-        doc["ede"] = ede
-    for opt in msg.options:
-        if opt.otype == dns.edns.NSID:
-            raw = opt.to_wire() or b""
-            doc["nsid"] = {"hex": raw.hex(), "text": raw.decode("ascii", "backslashreplace")}
-    return doc
+    nsid = next((opt.to_wire() or b"" for opt in msg.options if opt.otype == dns.edns.NSID), None)
+    return Message(
+        rcode=dns.rcode.to_text(msg.rcode()),
+        flags=tuple(dns.flags.to_text(msg.flags).split()),
+        aa=bool(msg.flags & dns.flags.AA),
+        tc=bool(msg.flags & dns.flags.TC),
+        ra=bool(msg.flags & dns.flags.RA),
+        ad=bool(msg.flags & dns.flags.AD),
+        answers=tuple(
+            Record(
+                name=rrset.name.to_text(),
+                type=dns.rdatatype.to_text(rrset.rdtype),
+                ttl=rrset.ttl,
+                value=rdata.to_text(),
+            )
+            for rrset in msg.answer
+            for rdata in rrset
+        ),
+        authority=tuple(rrset.to_text() for rrset in msg.authority),
+        ede=tuple(
+            Ede(code=int(opt.code), text=opt.text or "") for opt in msg.options if isinstance(opt, dns.edns.EDEOption)
+        ),
+        nsid=Nsid(hex=nsid.hex(), text=nsid.decode("ascii", "backslashreplace")) if nsid is not None else None,
+    )
 
 
 def _sockaddr(server: Server) -> tuple[int, Any]:
@@ -447,7 +460,7 @@ def errno_of(ex: Exchange) -> str:
 
 async def burst(
     server: Server, query: Callable[[], dns.message.Message], count: int, interval: float, wait: float
-) -> dict[str, Any]:
+) -> Burst:
     """dnsping's measurement in one go: ``count`` queries ``interval`` apart, each waited on for ``wait``.
 
     One connected socket carries the whole burst, whatever ``count`` is (a burst never runs out of file
@@ -526,7 +539,7 @@ class _Burst:
         if len(self.rtts) == len(self.sent) == self.count:
             self.all_in.set()
 
-    def figures(self, sent: int | None = None) -> dict[str, Any]:
+    def figures(self, sent: int | None = None) -> Burst:
         """Loss and latency (seconds) of the answers that came, and what became of the others."""
         sent = len(self.sent) if sent is None else sent
         rtts = sorted(self.rtts.values())
@@ -534,17 +547,17 @@ class _Burst:
         self.counts[ANSWER] = received
         silent = max(0, len(self.sent) - received - self.counts[ICMP])  # failed sends are local errors, not silence
         outcomes = {o: n for o, n in {**self.counts, TIMEOUT: silent}.items() if n}
-        return {
-            "first_answer": self.first.to_evidence() if self.first else None,
-            "sent": sent,
-            "received": received,
-            "loss": round(1 - received / sent, 4) if sent else 0.0,
-            "interval_s": self.interval,
-            "wait_s": round(self.wait, 6),
-            "rtt_min_s": round(rtts[0], 6) if rtts else None,
-            "rtt_median_s": round(statistics.median(rtts), 6) if rtts else None,
-            "rtt_avg_s": round(statistics.fmean(rtts), 6) if rtts else None,
-            "rtt_max_s": round(rtts[-1], 6) if rtts else None,
-            "rtt_stddev_s": round(statistics.pstdev(rtts), 6) if rtts else None,
-            "outcomes": dict(sorted(outcomes.items())),
-        }
+        return Burst(
+            first_answer=self.first.to_evidence() if self.first else None,
+            sent=sent,
+            received=received,
+            loss=round(1 - received / sent, 4) if sent else 0.0,
+            interval_s=self.interval,
+            wait_s=round(self.wait, 6),
+            rtt_min_s=round(rtts[0], 6) if rtts else None,
+            rtt_median_s=round(statistics.median(rtts), 6) if rtts else None,
+            rtt_avg_s=round(statistics.fmean(rtts), 6) if rtts else None,
+            rtt_max_s=round(rtts[-1], 6) if rtts else None,
+            rtt_stddev_s=round(statistics.pstdev(rtts), 6) if rtts else None,
+            outcomes=dict(sorted(outcomes.items())),
+        )

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import IO, Any
+from typing import IO
 
 from checks.analyze import Analyzer, ServerStats
 from checks.capture import Source, open_capture
@@ -21,6 +21,22 @@ from runbook import __version__
 from runbook.config import DEFAULTS, parse_name, parse_server
 from runbook.diagnosis import diagnose
 from runbook.errors import InputError
+from runbook.evidence import (
+    AnyFlood,
+    Burst,
+    CapturedTcp,
+    CapturedUdp,
+    CaptureFile,
+    Compared,
+    Exchange,
+    FailureWindow,
+    Ping,
+    SubdomainFlood,
+    Talker,
+    TrafficRate,
+    Unsolicited,
+    extend,
+)
 from runbook.model import Finding, Run, Server, Status, Target, Verdict, steps_of
 
 STEPS = (
@@ -91,10 +107,10 @@ def _target(analyzer: Analyzer, qname: str | None) -> Target:
     for stats in analyzer.servers.values():
         for (name, qtype), seen in stats.answers.items():
             if name == chosen:
-                qtypes[qtype] += seen.get("count", 0)
+                qtypes[qtype] += seen.count
         for e in stats.exchanges:
-            if str(e["qname"]).lower() == chosen and e["outcome"] != "answer":
-                qtypes[str(e["qtype"])] += 1
+            if (e.qname or "").lower() == chosen and not e.answered:
+                qtypes[str(e.qtype)] += 1
     target = parse_name(qname) if qname else parse_name(chosen.rstrip(".") or ".")
     return replace(target, rdtype=qtypes.most_common(1)[0][0] if qtypes else "A")
 
@@ -104,10 +120,10 @@ def _busiest_name(analyzer: Analyzer) -> str:
     failed: Counter[str] = Counter()
     for stats in analyzer.servers.values():
         for (name, _), seen in stats.answers.items():
-            asked[name] += seen.get("count", 0)
+            asked[name] += seen.count
         for e in stats.exchanges:
-            if e["outcome"] != "answer":
-                failed[str(e["qname"]).lower()] += 1
+            if not e.answered:
+                failed[(e.qname or "").lower()] += 1
     pick = failed.most_common(1) or asked.most_common(1)
     if pick:
         return pick[0][0]
@@ -132,8 +148,8 @@ def _servers(analyzer: Analyzer, target: Target) -> list[Server]:
     return [parse_server(s.label) for s in asked]
 
 
-def _is_target(e: dict[str, Any], target: Target) -> bool:
-    return str(e.get("qname", "")).lower() == target.name.lower() and e.get("qtype", target.rdtype) == target.rdtype
+def _is_target(e: Exchange, target: Target) -> bool:
+    return (e.qname or "").lower() == target.name.lower() and (e.qtype or target.rdtype) == target.rdtype
 
 
 def _findings(source: Source, analyzer: Analyzer, target: Target, servers: list[Server], name: str) -> list[Finding]:
@@ -141,13 +157,13 @@ def _findings(source: Source, analyzer: Analyzer, target: Target, servers: list[
     for server in servers:
         stats = analyzer.servers[server.label]
         findings.append(_udp_finding(analyzer, stats, server, target))
-        tcp = [e for e in stats.tcp if e.get("outcome") != "answer" or _is_target(e, target)]
+        tcp = [e for e in stats.tcp if not e.answered or _is_target(e, target)]
         if tcp:
             findings.append(_tcp_finding(tcp, server))
     for host in dict.fromkeys(s.host for s in servers):
         if host in analyzer.pings:
             sent, received = analyzer.pings[host]
-            evidence = {"method": "icmp (captured)", "sent": sent, "received": received, "rtt_avg_s": None}
+            evidence = Ping(method="icmp (captured)", sent=sent, received=received)
             status = Status.OK if received else Status.CRITICAL
             words = f"{host}: {received} of {sent} ICMP echo requests answered in the capture"
             findings.append(Finding(f"ping/{host}", "ping", status, words, evidence, server=host))
@@ -163,19 +179,19 @@ def _clock(ts: float | None) -> str:
 def _capture_finding(source: Source, analyzer: Analyzer, name: str) -> Finding:
     t = analyzer.traffic
     stats = source.stats
-    evidence = {
-        "file": name,
-        "format": source.kind,
-        "link": source.link,
-        "frames": stats.get("frames", 0),
-        "undecoded": stats.get("undecoded", 0),
-        "queries": t.queries,
-        "responses": t.responses,
-        "first": t.first_ts,
-        "last": t.last_ts,
-        "damaged": stats.get("truncated"),
-        "wait_s": analyzer.wait,
-    }
+    evidence = CaptureFile(
+        file=name,
+        format=source.kind,
+        link=source.link,
+        frames=stats.get("frames", 0),
+        undecoded=stats.get("undecoded", 0),
+        queries=t.queries,
+        responses=t.responses,
+        first=t.first_ts,
+        last=t.last_ts,
+        damaged=stats.get("truncated"),
+        wait_s=analyzer.wait,
+    )
     summary = (
         f"{name}: {source.kind} ({source.link}), {stats.get('frames', 0)} packets, {t.queries} DNS queries and "
         f"{t.responses} answers between {_clock(t.first_ts)} and {_clock(t.last_ts)}"
@@ -198,40 +214,40 @@ def _udp_finding(analyzer: Analyzer, stats: ServerStats, server: Server, target:
         reasons.append(f"{loss:.0%} of the queries failed (more than {DEFAULTS.max_loss:.0%})")
     if median is not None and median > DEFAULTS.max_rtt:
         reasons.append(f"median answer time {median * 1000:.0f} ms (more than {DEFAULTS.max_rtt * 1000:.0f} ms)")
-    first_answer = next((e for e in mine if e["outcome"] == "answer"), None)
+    first_answer = next((e for e in mine if e.answered), None)
     # The daemon answered other questions while this one got nothing: alive, as id.server CH TXT shows when
     # diagnose asks it.
-    other = next((e for e in stats.exchanges if e["outcome"] == "answer" and not _is_target(e, target)), None)
-    burst = {
-        "sent": sent,
-        "received": stats.answered,
-        "loss": loss,
-        "rtt_median_s": None if median is None else round(median, 6),
-        "degraded": f"{stats.answered}/{sent} answered: " + "; ".join(reasons) if reasons else "",
-        "first_answer": first_answer,
-        "outcomes": {"answer": stats.answered, "icmp": sum(stats.icmp.values()), "timeout": stats.timeouts},
-    }
-    evidence: dict[str, Any] = {
-        **(mine[0] if mine else {"transport": "udp", "outcome": "none"}),
-        "attempts": mine,
-        "sent": len(mine),
-        "burst": burst,
-        "retransmissions": stats.retransmits,
-        "truncated": stats.truncated,
-        "rcodes": dict(stats.rcodes),
-        "unanswered_at_end": stats.open_at_end,
-        "tcp_unanswered_at_end": stats.tcp_open_at_end,
-        "window": {
-            "first_failure": stats.first_failure,
-            "last_failure": stats.last_failure,
-            "first_failed_id": stats.first_failed_id,
-            "failures": stats.failures,
-        },
-        "packets": stats.lines(target.name, target.rdtype),
-        "source": "capture",
-    }
-    if other is not None and not first_answer:
-        evidence["liveness"] = other
+    other = next((e for e in stats.exchanges if e.answered and not _is_target(e, target)), None)
+    burst = Burst(
+        sent=sent,
+        received=stats.answered,
+        loss=loss,
+        rtt_median_s=None if median is None else round(median, 6),
+        degraded=f"{stats.answered}/{sent} answered: " + "; ".join(reasons) if reasons else "",
+        first_answer=first_answer,
+        outcomes={"answer": stats.answered, "icmp": sum(stats.icmp.values()), "timeout": stats.timeouts},
+    )
+    evidence = extend(
+        mine[0] if mine else Exchange(transport="udp", outcome="none"),
+        CapturedUdp,
+        attempts=tuple(mine),
+        sent=len(mine),
+        burst=burst,
+        retransmissions=stats.retransmits,
+        truncated=stats.truncated,
+        rcodes=dict(stats.rcodes),
+        unanswered_at_end=stats.open_at_end,
+        tcp_unanswered_at_end=stats.tcp_open_at_end,
+        window=FailureWindow(
+            first_failure=stats.first_failure,
+            last_failure=stats.last_failure,
+            first_failed_id=stats.first_failed_id,
+            failures=stats.failures,
+        ),
+        packets=tuple(stats.lines(target.name, target.rdtype)),
+        source="capture",
+        liveness=other if not first_answer else None,
+    )
     return Finding(
         f"udp53/{server.key}",
         "udp53",
@@ -273,14 +289,13 @@ def _udp_summary(stats: ServerStats, server: Server, median: float | None) -> st
     return "; ".join(parts)
 
 
-def _tcp_finding(tcp: list[dict[str, Any]], server: Server) -> Finding:
-    first = next((e for e in tcp if e["outcome"] == "answer"), tcp[0])
-    outcomes = Counter(e["outcome"] for e in tcp)
-    status = Status.OK if first["outcome"] == "answer" else Status.CRITICAL
+def _tcp_finding(tcp: list[Exchange], server: Server) -> Finding:
+    first = next((e for e in tcp if e.answered), tcp[0])
+    outcomes = Counter(e.outcome for e in tcp)
+    status = Status.OK if first.answered else Status.CRITICAL
     summary = f"TCP {server.label}: " + ", ".join(f"{n} {o}" for o, n in outcomes.items())
-    return Finding(
-        f"tcp53/{server.key}", "tcp53", status, summary, {**first, "exchanges": tcp[:12]}, server=server.label
-    )
+    evidence = extend(first, CapturedTcp, exchanges=tuple(tcp[:12]), source="capture")
+    return Finding(f"tcp53/{server.key}", "tcp53", status, summary, evidence, server=server.label)
 
 
 def _compare_findings(analyzer: Analyzer, servers: list[Server], target: Target) -> list[Finding]:
@@ -296,16 +311,16 @@ def _compare_findings(analyzer: Analyzer, servers: list[Server], target: Target)
         return []
     out = []
     for server, seen in answered:
-        values = ", ".join(a["value"] for a in seen["answers"]) or seen["rcode"]
-        evidence = {
-            "role": "resolver",
-            "transport": "udp",
-            "outcome": "answer",
-            "rcode": seen["rcode"],
-            "aa": seen["aa"],
-            "answers": seen["answers"],
-            "source": "capture",
-        }
+        values = ", ".join(a.value for a in seen.answers) or seen.rcode
+        evidence = Compared(
+            role="resolver",
+            transport="udp",
+            outcome="answer",
+            rcode=seen.rcode,
+            aa=seen.aa,
+            answers=seen.answers,
+            source="capture",
+        )
         out.append(
             Finding(
                 f"compare/{server.key}",
@@ -334,12 +349,12 @@ def _traffic_findings(analyzer: Analyzer) -> list[Finding]:
                 "traffic",
                 status,
                 f"{t.queries} queries in {span:.1f} s ({t.queries / span:.1f}/s); top sources: {talkers}",
-                {
-                    "queries": t.queries,
-                    "seconds": round(span, 6),
-                    "rate": round(t.queries / span, 3),
-                    "top_sources": [{"source": s, "queries": n} for s, n in top],
-                },
+                TrafficRate(
+                    queries=t.queries,
+                    seconds=round(span, 6),
+                    rate=round(t.queries / span, 3),
+                    top_sources=tuple(Talker(source=s, queries=n) for s, n in top),
+                ),
             )
         )
     out += _attack_signs(analyzer, span)
@@ -362,7 +377,7 @@ def _attack_signs(analyzer: Analyzer, span: float) -> list[Finding]:
                 Status.WARNING,
                 f"{n} different names under {parent} asked ({n / span:.1f} new names/s): the shape of a "
                 "random-subdomain flood",
-                {"zone": parent, "unique_names": n},
+                SubdomainFlood(zone=parent, unique_names=n),
             )
         )
     if t.any_queries and t.any_queries / max(1, t.queries) > ANY_SHARE:
@@ -374,7 +389,7 @@ def _attack_signs(analyzer: Analyzer, span: float) -> list[Finding]:
                 Status.WARNING,
                 f"{t.any_queries} ANY queries ({t.any_queries / t.queries:.0%}); their answers are "
                 f"{factor:.1f}x their size: the pattern of an amplification attack",
-                {"any_queries": t.any_queries, "amplification": round(factor, 2)},
+                AnyFlood(any_queries=t.any_queries, amplification=round(factor, 2)),
             )
         )
     if t.unsolicited:
@@ -386,7 +401,7 @@ def _attack_signs(analyzer: Analyzer, span: float) -> list[Finding]:
                 Status.WARNING,
                 f"{n} answers from addresses never asked ({', '.join(t.unsolicited)}): spoofed answers, "
                 "or an interceptor on the path",
-                {"from": dict(t.unsolicited), "packets": t.unsolicited_lines},
+                Unsolicited(senders=dict(t.unsolicited), packets=tuple(t.unsolicited_lines)),
             )
         )
     return out

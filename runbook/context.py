@@ -10,9 +10,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from runbook.config import Settings
+from runbook.evidence import Empty, Evidence
 from runbook.hostfiles import ResolvConf
 from runbook.model import Finding, Server, Status, StepResult
 
@@ -39,7 +39,7 @@ class Context:
         key: str,
         status: Status,
         summary: str,
-        evidence: Mapping[str, Any] | None = None,
+        evidence: Evidence | None = None,
         *,
         clock: Clock,
         server: Server | None = None,
@@ -50,7 +50,7 @@ class Context:
             step=self.step,
             status=status,
             summary=summary,
-            evidence=dict(evidence or {}),
+            evidence=evidence if evidence is not None else Empty(),
             started_at=clock.wall,
             duration_s=time.monotonic() - clock.mono,
             server=server.label if server else None,

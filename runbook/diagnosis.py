@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from runbook.evidence import Hosts, References, Site, gather
 from runbook.facts import HostFacts, RunFacts, ServerFacts, dns_values
+from runbook.gather import Hosts, References, Site, gather
 from runbook.hostfiles import ResolvConf
 from runbook.model import Finding, Server, Status, StepResult, Target, Verdict, VerdictCode, worst
 from runbook.rules import PRECEDENCE, RANK, RULES, STATUS, Condition, Rule

@@ -20,6 +20,7 @@ from runbook.config import Settings
 from runbook.context import Context
 from runbook.diagnosis import diagnose, interrupted_verdict, step_verdict
 from runbook.errors import InputError
+from runbook.evidence import Failure
 from runbook.hostfiles import ResolvConf, read_resolv_conf
 from runbook.model import Finding, Run, Server, Status, StepResult, Verdict, new_run_id, rfc3339, worst
 from runbook.steps import SINGLE_STEPS, Step
@@ -199,7 +200,7 @@ def _error_result(step: Step, t0: float, reason: str) -> StepResult:
         step=step.id,
         status=Status.ERROR,
         summary=f"the {step.id} step failed: {reason}",
-        evidence={"error": reason},
+        evidence=Failure(error=reason),
         started_at=time.time() - (time.monotonic() - t0),
         duration_s=time.monotonic() - t0,
     )

@@ -1,19 +1,22 @@
-"""Typed evidence: what the diagnosis reads, as frozen values. Pure: no I/O.
+"""Typed evidence: what each finding saw, as frozen values. Pure: no I/O.
 
-The checks record their evidence in the run document (JSON, ``runbook.run/v1``: it is what is stored,
-rendered and diagnosed again later). This module is the one place that reads that document's keys: it
-turns each finding's evidence into the typed values below, so that the rules (:mod:`runbook.rules`) are
-checked by mypy against one contract instead of string keys scattered through them. A key renamed in a
-check fails here, in one test (tests/unit/test_evidence.py), not silently in a rule.
+Every finding's evidence is one of the kinds below, made by the check that saw it (``checks/``) and read as
+such by the rules (through :mod:`runbook.gather` and :mod:`runbook.facts`) and the renderers. A kind's
+:meth:`Evidence.to_json` is its part of the run document (``runbook.run/v1``: the field names are the
+document's keys, every key always present, ``null`` for what was not seen); :func:`parse` reads a stored
+document's evidence back into its kind, chosen by the finding's step and id, so a stored run is rendered and
+diagnosed through the same types as a fresh one. A document whose evidence is not of its kind (written by
+another version, edited by hand) keeps it as :class:`Unread`: shown, never lost, and never read by a rule.
+
+The kinds are msgspec Structs: frozen, keyword-only, checked by mypy, converted to and from JSON by msgspec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self, TypeVar
 
-from runbook.model import Finding, Server
+import msgspec
 
 # What one exchange ended in: the words of the JSON document, written by checks.wire, read by the rules.
 ANSWER = "answer"
@@ -34,113 +37,128 @@ TTL_EXCEEDED = "ttl-exceeded"
 OTHER = "other"
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+class Evidence(msgspec.Struct, frozen=True, kw_only=True):
+    """The base of every kind: a frozen value with its JSON form."""
 
-
-def _maps(value: Any) -> tuple[Mapping[str, Any], ...]:
-    return tuple(v for v in value if isinstance(v, Mapping)) if isinstance(value, list | tuple) else ()
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class Icmp:
-    """An ICMP error a probe drew: who sent it and what it means."""
-
-    type: int | None
-    code: int | None
-    name: str
-    kind: str
-    offender: str | None
-    from_server: bool
+    def to_json(self) -> dict[str, Any]:
+        """The document's form: plain dicts, lists and scalars (tuples become lists, as in JSON)."""
+        doc: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
+        return doc
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Icmp:
-        return cls(
-            _int(doc.get("type")),
-            _int(doc.get("code")),
-            str(doc.get("name")),
-            str(doc.get("kind")),
-            _str(doc.get("offender")),
-            bool(doc.get("from_server")),
-        )
+    def from_json(cls, doc: Mapping[str, Any]) -> Self:
+        """The kind from its document form; unknown keys are ignored. Raises msgspec.ValidationError."""
+        return msgspec.convert(doc, type=cls, strict=False)
+
+
+class Empty(Evidence, frozen=True, kw_only=True):
+    """Nothing beyond the summary (a step skipped, with its reason in the summary)."""
+
+
+class Failure(Evidence, frozen=True, kw_only=True):
+    """A step or a read that failed: why."""
+
+    error: str | None = None
+
+
+class Unread(Evidence, frozen=True, kw_only=True):
+    """A stored document's evidence that is not of the kind its finding's step makes: kept as it was."""
+
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+# -- DNS exchanges (udp53, tcp53, resolve, compare, dot; and analyze's captured ones) -----------------------
+
+
+class Icmp(Evidence, frozen=True, kw_only=True):
+    """An ICMP error a probe drew: who sent it and what it means."""
+
+    origin: str = "icmp"
+    """``icmp``, ``icmp6``, ``local`` or ``none``."""
+    type: int | None = None
+    code: int | None = None
+    name: str = ""
+    kind: str = OTHER
+    """What it means for the diagnosis: one of the module's ICMP constants."""
+    errno: str | None = None
+    offender: str | None = None
+    """The address that sent it."""
+    from_server: bool = False
 
     @property
     def typecode(self) -> str:
         return f"{self.type}/{self.code}"
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(Evidence, frozen=True, kw_only=True):
     """One record of an answer section."""
 
-    name: str
-    type: str
-    value: str
+    name: str = ""
+    type: str = ""
     ttl: int | None = None
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Record:
-        return cls(str(doc.get("name", "")), str(doc.get("type", "")), str(doc.get("value", "")), _int(doc.get("ttl")))
+    value: str = ""
 
 
-@dataclass(frozen=True)
-class Ede:
+class Ede(Evidence, frozen=True, kw_only=True):
     """An Extended DNS Error (RFC 8914)."""
 
-    code: int | None
-    text: str
+    code: int | None = None
+    text: str = ""
 
     @property
     def words(self) -> str:
         return f"EDE {self.code} {self.text}".strip()
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """One query and what came back (or did not): an attempt over UDP or TCP."""
+class Nsid(Evidence, frozen=True, kw_only=True):
+    """The server's NSID option (RFC 5001): which instance answered."""
 
-    transport: str
+    hex: str = ""
+    text: str = ""
+
+
+class Message(Evidence, frozen=True, kw_only=True):
+    """The parts of a DNS answer users ask for: rcode, flags, records with TTLs, EDE, NSID."""
+
+    rcode: str | None = None
+    flags: tuple[str, ...] = ()
+    aa: bool = False
+    tc: bool = False
+    ra: bool = False
+    ad: bool = False
+    answers: tuple[Record, ...] = ()
+    authority: tuple[str, ...] = ()
+    ede: tuple[Ede, ...] = ()
+    nsid: Nsid | None = None
+
+
+class Exchange(Message, frozen=True, kw_only=True):
+    """One query and what came back (or did not): an attempt over UDP, TCP or TLS. The answer's parts are
+    its own fields (rcode, flags, answers...), empty when nothing answered."""
+
+    transport: str = "udp"
     outcome: str
+    """One of the module's outcome constants (``answer``, ``icmp``, ``timeout``...)."""
     rtt_s: float | None = None
     connect_rtt_s: float | None = None
+    local: str | None = None
+    """This host's address and port, as tcpdump writes them (``192.0.2.1.40000``)."""
+    query_bytes: int | None = None
+    response_bytes: int | None = None
     icmp: Icmp | None = None
     errno: str | None = None
     detail: str | None = None
-    rcode: str | None = None
-    aa: bool = False
-    tc: bool = False
-    answers: tuple[Record, ...] = ()
-    ede: tuple[Ede, ...] = ()
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Exchange:
-        icmp = doc.get("icmp")
-        return cls(
-            transport=str(doc.get("transport", "udp")),
-            outcome=str(doc.get("outcome")),
-            rtt_s=_float(doc.get("rtt_s")),
-            connect_rtt_s=_float(doc.get("connect_rtt_s")),
-            icmp=Icmp.from_json(icmp) if isinstance(icmp, Mapping) else None,
-            errno=_str(doc.get("errno")),
-            detail=_str(doc.get("detail")),
-            rcode=_str(doc.get("rcode")),
-            aa=bool(doc.get("aa")),
-            tc=bool(doc.get("tc")),
-            answers=tuple(Record.from_json(a) for a in _maps(doc.get("answers"))),
-            ede=tuple(Ede(_int(e.get("code")), str(e.get("text") or "")) for e in _maps(doc.get("ede"))),
-        )
+    # A query read from a capture (runbook analyze): which one, and when.
+    id: int | None = None
+    qname: str | None = None
+    qtype: str | None = None
+    at: float | None = None
+    """Epoch seconds the query was seen."""
+    sent: int | None = None
+    """How many times the query was sent (a probe's attempts; a captured query's retransmissions + 1)."""
 
     @property
     def answered(self) -> bool:
@@ -151,342 +169,617 @@ class Exchange:
         """NXDOMAIN, or NOERROR with no record (NODATA)."""
         return self.rcode == "NXDOMAIN" or (self.rcode == "NOERROR" and not self.answers)
 
-
-@dataclass(frozen=True)
-class Burst:
-    """The burst of queries that measures loss and latency (udp53)."""
-
-    sent: int
-    received: int
-    loss: float
-    degraded: str
-    """Why the burst counts as degraded, or ''."""
-    first_answer: Exchange | None
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Burst:
-        first = doc.get("first_answer")
-        return cls(
-            _int(doc.get("sent")) or 0,
-            _int(doc.get("received")) or 0,
-            _float(doc.get("loss")) or 0.0,
-            str(doc.get("degraded") or ""),
-            Exchange.from_json(first) if isinstance(first, Mapping) else None,
+    def message(self) -> Message:
+        """The answer's parts alone."""
+        return Message(
+            rcode=self.rcode,
+            flags=self.flags,
+            aa=self.aa,
+            tc=self.tc,
+            ra=self.ra,
+            ad=self.ad,
+            answers=self.answers,
+            authority=self.authority,
+            ede=self.ede,
+            nsid=self.nsid,
         )
 
 
-@dataclass(frozen=True)
-class Ping:
+E = TypeVar("E", bound=Evidence)
+
+
+def extend(base: Evidence, kind: type[E], **more: Any) -> E:
+    """``base``'s fields and ``more``, as a kind that has them all: an Exchange as the UdpProbe that extends it,
+    an answer's Message as the Exchange that carried it."""
+    return kind(**{**msgspec.structs.asdict(base), **more})
+
+
+class Thresholds(Evidence, frozen=True, kw_only=True):
+    max_loss: float
+    max_rtt_s: float
+
+
+class Burst(Evidence, frozen=True, kw_only=True):
+    """The burst of queries that measures loss and latency (udp53), or a captured server's totals (analyze)."""
+
+    first_answer: Exchange | None = None
+    sent: int = 0
+    received: int = 0
+    loss: float = 0.0
+    interval_s: float | None = None
+    wait_s: float | None = None
+    rtt_min_s: float | None = None
+    rtt_median_s: float | None = None
+    rtt_avg_s: float | None = None
+    rtt_max_s: float | None = None
+    rtt_stddev_s: float | None = None
+    outcomes: dict[str, int] = msgspec.field(default_factory=dict)
+    degraded: str = ""
+    """Why the burst counts as degraded, or ''."""
+    thresholds: Thresholds | None = None
+
+
+class FailureWindow(Evidence, frozen=True, kw_only=True):
+    """When a captured server's queries failed."""
+
+    first_failure: float | None = None
+    last_failure: float | None = None
+    first_failed_id: int | None = None
+    failures: int = 0
+
+
+class UdpProbe(Exchange, frozen=True, kw_only=True):
+    """udp53: the stub resolver's query over UDP (its answering attempt, or the last), every attempt, the
+    liveness question when it got nothing, and the burst."""
+
+    attempts: tuple[Exchange, ...] = ()
+    packets: tuple[str, ...] = ()
+    liveness: Exchange | None = None
+    """The answer to ``id.server CH TXT`` when the question itself got none: is the daemon alive?"""
+    burst: Burst | None = None
+    source: str = "probe"
+    """``probe`` (sent by this run) or ``capture`` (read from a capture by runbook analyze)."""
+
+
+class CapturedUdp(UdpProbe, frozen=True, kw_only=True):
+    """udp53 read from a capture: one server's UDP exchanges, with the capture's counts."""
+
+    retransmissions: int = 0
+    truncated: int = 0
+    rcodes: dict[str, int] = msgspec.field(default_factory=dict)
+    unanswered_at_end: int = 0
+    tcp_unanswered_at_end: int = 0
+    window: FailureWindow | None = None
+
+
+class TcpProbe(Exchange, frozen=True, kw_only=True):
+    """tcp53: the question over TCP (its answering connection, or the last), and every connection tried."""
+
+    packets: tuple[str, ...] = ()
+    attempts: tuple[Exchange, ...] = ()
+    source: str = "probe"
+
+
+class CapturedTcp(TcpProbe, frozen=True, kw_only=True):
+    """tcp53 read from a capture: the first answered (or first) connection, and the first ones seen."""
+
+    exchanges: tuple[Exchange, ...] = ()
+
+
+class Resolution(Exchange, frozen=True, kw_only=True):
+    """resolve: the stub's answer (EDNS0, TCP when truncated), the UDP answer that was truncated, and the
+    question asked again with CD=1 after a SERVFAIL."""
+
+    truncated_over_udp: bool = False
+    packets: tuple[str, ...] = ()
+    udp: Exchange | None = None
+    cd_retry: Exchange | None = None
+
+
+class SystemLookup(Evidence, frozen=True, kw_only=True):
+    """resolve/system: getaddrinfo, as every program on the host resolves."""
+
+    function: str = "getaddrinfo"
+    outcome: str
+    addresses: tuple[str, ...] = ()
+    canonical_name: str | None = None
+    rtt_s: float | None = None
+    waited_s: float | None = None
+    error: str | None = None
+    errno: int | None = None
+
+
+class Compared(Exchange, frozen=True, kw_only=True):
+    """compare: another server's answer to the same question: an authoritative server or a --resolver."""
+
+    role: str
+    """``authoritative`` or ``resolver``."""
+    ns_name: str | None = None
+    lame: str | None = None
+    """Why the authoritative server does not serve the zone properly, or None."""
+    soa_serial: int | None = None
+    cached: bool = False
+    asked_at: str | None = None
+    reused_for_s: float | None = None
+    source: str = "probe"
+
+
+class NameServer(Evidence, frozen=True, kw_only=True):
+    name: str
+    addresses: tuple[str, ...] = ()
+
+
+class Discovery(Evidence, frozen=True, kw_only=True):
+    """The zone of the name and its name servers, as found (or why not)."""
+
+    source: str = "none"
+    zone: str | None = None
+    nameservers: tuple[NameServer, ...] = ()
+    ttl_s: int | None = None
+    error: str | None = None
+    cached: bool = False
+    found_at: str | None = None
+    reused_for_s: float | None = None
+
+
+class Authorities(Discovery, frozen=True, kw_only=True):
+    """compare/authoritative: the discovery, and what the authoritative servers' answers add up to."""
+
+    servers: tuple[str, ...] = ()
+    soa_serials: dict[str, int] = msgspec.field(default_factory=dict)
+    serials_agree: bool = True
+    lame: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+# -- ping ---------------------------------------------------------------------------------------------------
+
+
+class Ping(Evidence, frozen=True, kw_only=True):
     """Is the server's host up: ICMP echo, or a TCP connect where ICMP cannot be sent."""
 
-    method: str
-    sent: int
-    received: int
-    rtt_avg_s: float | None
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Ping:
-        return cls(
-            str(doc.get("method", "")),
-            _int(doc.get("sent")) or 0,
-            _int(doc.get("received")) or 0,
-            _float(doc.get("rtt_avg_s")),
-        )
+    method: str = ""
+    sent: int = 0
+    received: int = 0
+    loss: float | None = None
+    rtt_min_s: float | None = None
+    rtt_avg_s: float | None = None
+    rtt_max_s: float | None = None
+    rtt_stddev_s: float | None = None
+    port: int | None = None
+    outcome: str | None = None
+    """For a TCP connect: how it ended."""
+    why: str | None = None
+    """Why not ICMP."""
+    shared: bool = False
+    """Measured once for the probes of this host in flight together."""
+    error: str | None = None
 
     @property
     def by_icmp(self) -> bool:
         return self.method.startswith("icmp")
 
 
-@dataclass(frozen=True)
-class Block:
-    """A path of a DNS packet through this host's firewall that a rule drops or rejects."""
+# -- firewall -------------------------------------------------------------------------------------------------
 
-    direction: str
-    """``query``, ``answer``, ``query_in`` or ``answer_out``."""
-    verdict: str
-    certain: bool
-    source: str
-    family: str
-    table: str
-    chain: str
-    rule: str | None
-    handle: int | None
-    policy: str | None
 
-    _WHAT: ClassVar[dict[str, str]] = {
-        "query": "the query going out",
-        "answer": "the answer coming back",
-        "query_in": "the query coming in to the server on this host",
-        "answer_out": "the answer leaving the server on this host",
-    }
+class Citation(Evidence, frozen=True, kw_only=True):
+    """A rule (or a chain's policy) of this host's firewall, as it is cited."""
+
+    source: str | None = None
+    """``nftables``, ``iptables-nft``, ``iptables-legacy``..."""
+    family: str | None = None
+    table: str | None = None
+    chain: str | None = None
+    handle: str | None = None
+    rule: str | None = None
+    """The rule's text, as nft or iptables-save print it."""
+    policy: str | None = None
+    """For a chain's policy: the policy."""
+    verdict: str | None = None
+    """For a rule that may match: its verdict."""
+    unknown: tuple[str, ...] = ()
+    """For a rule that may match: what the evaluator could not know."""
 
     @property
     def words(self) -> str:
         where = f"{self.source} {self.family} {self.table} {self.chain}"
-        text = f"`{self.rule}` (handle {self.handle})" if self.rule else f"policy {self.policy}"
-        return f"{self.verdict} of {self._WHAT.get(self.direction, self.direction)} by {where}: {text}"
+        if self.policy is not None and self.rule is None:
+            return f"the policy {self.policy} of {where}"
+        handle = f" handle {self.handle}" if self.handle else ""
+        return f"{where}{handle}: `{self.rule}`"
 
 
-@dataclass(frozen=True)
-class Firewall:
-    """This host's rules for DNS to one server, by protocol: the first path a rule stops, if any."""
+class FirewallPath(Evidence, frozen=True, kw_only=True):
+    """What the rules do to one packet of the exchange."""
 
-    udp: Block | None = None
-    tcp: Block | None = None
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Firewall:
-        paths = _map(doc.get("paths"))
-
-        def block(proto: str) -> Block | None:
-            for direction in ("query", "answer", "query_in", "answer_out"):
-                path = _map(paths.get(f"{proto}_{direction}"))
-                if path.get("verdict") in ("drop", "reject"):
-                    rule = _map(path.get("rule")) or _map(path.get("policy"))
-                    return Block(
-                        direction,
-                        str(path["verdict"]),
-                        bool(path.get("certain")),
-                        str(rule.get("source")),
-                        str(rule.get("family")),
-                        str(rule.get("table")),
-                        str(rule.get("chain")),
-                        _str(rule.get("rule")),
-                        _int(rule.get("handle")),
-                        _str(rule.get("policy")),
-                    )
-            return None
-
-        return cls(block("udp"), block("tcp"))
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Another server's answer to the same question (compare): an authoritative server or a --resolver."""
-
-    server: str
-    role: str
-    exchange: Exchange
-    lame: str | None = None
-
-    @classmethod
-    def from_finding(cls, f: Finding) -> Reference:
-        e = f.evidence
-        return cls(str(f.server), str(e.get("role")), Exchange.from_json(e), _str(e.get("lame")))
+    verdict: str
+    """accept, drop, reject, queue, or unknown (``error`` says why)."""
+    rule: Citation | None = None
+    policy: Citation | None = None
+    may_match: tuple[Citation, ...] = ()
+    passed: tuple[Citation, ...] = ()
+    certain: bool = True
+    error: str | None = None
 
     @property
-    def answering(self) -> bool:
-        return self.exchange.answered and not self.lame
+    def stops(self) -> bool:
+        return self.verdict in ("drop", "reject")
 
     @property
-    def failure(self) -> str:
-        return self.lame or self.exchange.outcome
+    def cited(self) -> Citation | None:
+        """The rule or policy that decided."""
+        return self.rule or self.policy
 
 
-@dataclass(frozen=True)
-class References:
-    """What a configured server's answer is compared with."""
+class FirewallPaths(Evidence, frozen=True, kw_only=True):
+    """firewall: this host's rules for DNS to one server, path by path (``udp_query``, ``udp_answer``, and
+    for a server on this host ``udp_query_in`` and ``udp_answer_out``; the same for TCP)."""
 
-    authorities: tuple[Reference, ...] = ()
-    resolvers: tuple[Reference, ...] = ()
-    expect: tuple[str, ...] = ()
-    discovery_error: str | None = None
+    sources: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    unread: tuple[str, ...] = ()
+    local_address: str | None = None
+    interface: str | None = None
+    ephemeral_ports: tuple[int, ...] = ()
+    paths: dict[str, FirewallPath] = msgspec.field(default_factory=dict)
+    blocks: bool = False
+    uncertain: tuple[str, ...] = ()
 
-    @property
-    def answering_authorities(self) -> tuple[Reference, ...]:
-        return tuple(a for a in self.authorities if a.answering)
+    DIRECTIONS: ClassVar[tuple[str, ...]] = ("query", "answer", "query_in", "answer_out")
 
-    @classmethod
-    def from_findings(cls, findings: Sequence[Finding], expect: Sequence[str] = ()) -> References:
-        compared = [Reference.from_finding(f) for f in findings if f.step == "compare" and f.server]
-        summary = next((f for f in findings if f.id == "compare/authoritative"), None)
-        error = summary.evidence.get("error") if summary else None
-        return cls(
-            tuple(r for r in compared if r.role == "authoritative"),
-            tuple(r for r in compared if r.role == "resolver"),
-            tuple(expect),
-            str(error) if error else None,
-        )
-
-
-@dataclass(frozen=True)
-class Dot:
-    """DNS over TLS on port 853: the handshake, the certificate's trust, the answer."""
-
-    exchange: Exchange
-    handshake: bool
-    verified: bool
-    verify_error: str | None
-    subject: str | None
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Dot:
-        cert = _map(doc.get("certificate"))
-        return cls(
-            Exchange.from_json(doc),
-            bool(doc.get("handshake")),
-            bool(doc.get("verified")),
-            _str(doc.get("verify_error")),
-            _str(cert.get("subject")),
-        )
-
-    @property
-    def answered(self) -> bool:
-        """An answer the server owns (NOERROR or NXDOMAIN): DNS itself works over TLS."""
-        return self.exchange.answered and self.exchange.rcode in ("NOERROR", "NXDOMAIN")
-
-
-@dataclass(frozen=True)
-class ServerEvidence:
-    """Everything the findings say about one configured server."""
-
-    server: Server
-    udp: tuple[Exchange, ...] = ()
-    """Every UDP exchange any step made with it (udp53's attempts, resolve's)."""
-    tcp: tuple[Exchange, ...] = ()
-    """Every TCP exchange (tcp53's, and resolve's retry of a truncated answer)."""
-    ping: Ping | None = None
-    resolution: Exchange | None = None
-    """The resolve step's answer (EDNS0, TCP when truncated): what the comparison reads."""
-    cd_retry: Exchange | None = None
-    """resolve's second question with CD=1 after a SERVFAIL."""
-    burst: Burst | None = None
-    firewall: Firewall | None = None
-    udp_sent: int | None = None
-    """How many queries the UDP probe (udp53) sent: the count its own finding states."""
-    liveness: Exchange | None = None
-    """The answer to ``id.server CH TXT`` when the question itself got none: is the daemon alive?"""
-    dot: Dot | None = None
-    """DNS over TLS on port 853 (the dot step)."""
-    finding_ids: tuple[str, ...] = ()
-
-    @property
-    def host_up(self) -> bool | None:
-        """True when anything proves the host is up, False when ping saw nothing, None when unknown."""
-        if self.ping and self.ping.received:
-            return True
-        if any(e.outcome in (ANSWER, RESET, CONNECTED, CLOSED) or e.connect_rtt_s is not None for e in self.tcp):
-            return True
-        if any(e.icmp and e.icmp.from_server for e in (*self.udp, *self.tcp)):
-            return True
-        if self.dot and (self.dot.handshake or self.dot.exchange.outcome == RESET):
-            return True
-        if self.ping and self.ping.sent:
-            return False
+    def first_stop(self, proto: str) -> tuple[str, FirewallPath] | None:
+        """The first path of ``proto`` (``udp``, ``tcp``) a rule stops: (direction, path)."""
+        for direction in self.DIRECTIONS:
+            path = self.paths.get(f"{proto}_{direction}")
+            if path is not None and path.stops:
+                return direction, path
         return None
 
 
-@dataclass
-class _Gathering:
-    server: Server
-    udp: list[Exchange] = field(default_factory=list)
-    tcp: list[Exchange] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+class RulesUnread(Evidence, frozen=True, kw_only=True):
+    """firewall/rules: no ruleset could be read, and how to read it by hand."""
 
-    def freeze(self) -> ServerEvidence:
-        return ServerEvidence(self.server, tuple(self.udp), tuple(self.tcp), finding_ids=tuple(self.ids), **self.extra)
+    reason: str
+    problems: tuple[str, ...] = ()
+    by_hand: str | None = None
 
 
-def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Server, ServerEvidence]:
-    """Each configured server's evidence, from the findings of every step."""
-    by_label = {s.label: _Gathering(s) for s in servers}
-    by_host: dict[str, list[_Gathering]] = {}
-    for g in by_label.values():
-        by_host.setdefault(g.server.host, []).append(g)
-    for f in findings:
-        if f.step == "ping":
-            for g in by_host.get(f.id.split("/", 1)[1], []):
-                g.extra["ping"] = Ping.from_json(f.evidence)
-                g.ids.append(f.id)
-        elif f.server in by_label and f.step in _READERS:
-            g = by_label[f.server]
-            _READERS[f.step](g, f.evidence)
-            g.ids.append(f.id)
-    return {g.server: g.freeze() for g in by_label.values()}
+# -- hostconf -------------------------------------------------------------------------------------------------
 
 
-def _read_udp53(g: _Gathering, e: Mapping[str, Any]) -> None:
-    g.udp.extend(Exchange.from_json(a) for a in (_maps(e.get("attempts")) or (e,)))
-    g.extra["udp_sent"] = _int(e.get("sent"))
-    if isinstance(e.get("burst"), Mapping):
-        g.extra["burst"] = Burst.from_json(e["burst"])
-    if isinstance(e.get("liveness"), Mapping):
-        g.extra["liveness"] = Exchange.from_json(e["liveness"])
+class ResolvConfFacts(Evidence, frozen=True, kw_only=True):
+    """hostconf/resolv.conf: the stub resolver's configuration."""
 
-
-def _read_tcp53(g: _Gathering, e: Mapping[str, Any]) -> None:
-    g.tcp.extend(Exchange.from_json(a) for a in (_maps(e.get("attempts")) or (e,)))
-
-
-def _read_firewall(g: _Gathering, e: Mapping[str, Any]) -> None:
-    g.extra["firewall"] = Firewall.from_json(e)
-
-
-def _read_resolve(g: _Gathering, e: Mapping[str, Any]) -> None:
-    final = Exchange.from_json(e)
-    g.extra["resolution"] = final
-    if isinstance(e.get("cd_retry"), Mapping):
-        g.extra["cd_retry"] = Exchange.from_json(e["cd_retry"])
-    if isinstance(e.get("udp"), Mapping):
-        g.udp.append(Exchange.from_json(e["udp"]))
-    (g.tcp if final.transport == "tcp" else g.udp).append(final)
-
-
-def _read_dot(g: _Gathering, e: Mapping[str, Any]) -> None:
-    g.extra["dot"] = Dot.from_json(e)
-
-
-_READERS = {
-    "dot": _read_dot,
-    "udp53": _read_udp53,
-    "tcp53": _read_tcp53,
-    "firewall": _read_firewall,
-    "resolve": _read_resolve,
-}
-
-
-@dataclass(frozen=True)
-class HostsEntry:
-    line: int | None
-    text: str
-    address: str
-
-
-@dataclass(frozen=True)
-class Hosts:
-    """The hosts file's entries for the name (hostconf)."""
-
-    finding: str
     path: str
-    entries: tuple[HostsEntry, ...]
-
-    @classmethod
-    def from_findings(cls, findings: Sequence[Finding]) -> Hosts | None:
-        f = next((f for f in findings if f.id == "hostconf/hosts"), None)
-        if f is None:
-            return None
-        entries = tuple(
-            HostsEntry(_int(e.get("line")), str(e.get("text")), str(e.get("address")))
-            for e in _maps(f.evidence.get("entries"))
-        )
-        return cls(f.id, str(f.evidence.get("path")), entries)
+    nameservers: tuple[str, ...] = ()
+    used_nameservers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    options: dict[str, str | bool] = msgspec.field(default_factory=dict)
+    ignored_lines: tuple[str, ...] = ()
+    symlink_target: str | None = None
+    systemd_resolved_stub: bool = False
+    systemd_upstreams: tuple[str, ...] | None = None
+    systemd_upstreams_error: str | None = None
+    error: str | None = None
 
 
-@dataclass(frozen=True)
-class Site:
-    """The web step's connection to one of the name's addresses."""
-
-    finding: str
-    summary: str
+class HostsEntry(Evidence, frozen=True, kw_only=True):
+    line: int | None = None
     address: str
-    reachable: bool
+    names: tuple[str, ...] = ()
+    text: str = ""
 
-    @classmethod
-    def from_findings(cls, findings: Sequence[Finding]) -> tuple[Site, ...]:
-        return tuple(
-            cls(f.id, f.summary, str(f.evidence.get("address")), bool(f.evidence.get("reachable")))
-            for f in findings
-            if f.step == "web" and "reachable" in f.evidence
-        )
+
+class HostsFacts(Evidence, frozen=True, kw_only=True):
+    """hostconf/hosts: the hosts file's entries for the name."""
+
+    path: str
+    entries: tuple[HostsEntry, ...] = ()
+    error: str | None = None
+
+
+class NsswitchFacts(Evidence, frozen=True, kw_only=True):
+    """hostconf/nsswitch: the hosts line (None: no such line)."""
+
+    path: str
+    hosts: tuple[str, ...] | None = None
+    error: str | None = None
+
+
+# -- web, dot -------------------------------------------------------------------------------------------------
+
+
+class Connection(Evidence, frozen=True, kw_only=True):
+    """One connection to the site: did it open, and what came of it."""
+
+    connected: bool
+    result: str
+    rtt_s: float | None = None
+    verified: bool | None = None
+    tls_version: str | None = None
+    status: int | None = None
+    """The HTTP status."""
+
+
+class SiteProbe(Evidence, frozen=True, kw_only=True):
+    """web: the site's address, and connections to 443 and 80."""
+
+    address: str
+    https: Connection
+    http: Connection
+    reachable: bool
+    website: bool = False
+    """Whether the name was declared a website (--web): only then does a closed site count."""
+
+
+class Certificate(Evidence, frozen=True, kw_only=True):
+    """What a user checks in a certificate: who it names, who signed it, until when, its fingerprint."""
+
+    sha256: str
+    subject: str | None = None
+    issuer: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    self_signed: bool | None = None
+    san: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class DotProbe(Exchange, frozen=True, kw_only=True):
+    """dot: DNS over TLS on port 853: the connection, the handshake, the certificate's trust, the answer."""
+
+    port: int = 853
+    sni: str | None = None
+    handshake: bool = False
+    handshake_s: float | None = None
+    verified: bool = False
+    verify_error: str | None = None
+    tls_version: str | None = None
+    alpn: str | None = None
+    certificate: Certificate | None = None
+
+    @property
+    def serves_dns(self) -> bool:
+        """An answer the server owns (NOERROR or NXDOMAIN): DNS itself works over TLS."""
+        return self.answered and self.rcode in ("NOERROR", "NXDOMAIN")
+
+
+# -- analyze: the capture and its traffic ---------------------------------------------------------------------
+
+
+class CaptureFile(Evidence, frozen=True, kw_only=True):
+    """capture/file: what the capture holds."""
+
+    file: str
+    format: str
+    link: str
+    frames: int = 0
+    undecoded: int = 0
+    queries: int = 0
+    responses: int = 0
+    first: float | None = None
+    last: float | None = None
+    damaged: str | None = None
+    wait_s: float | None = None
+
+
+class Talker(Evidence, frozen=True, kw_only=True):
+    source: str
+    queries: int
+
+
+class TrafficRate(Evidence, frozen=True, kw_only=True):
+    """traffic/rate: the queries of the capture, and who sent the most."""
+
+    queries: int
+    seconds: float
+    rate: float
+    top_sources: tuple[Talker, ...] = ()
+
+
+class SubdomainFlood(Evidence, frozen=True, kw_only=True):
+    zone: str
+    unique_names: int
+
+
+class AnyFlood(Evidence, frozen=True, kw_only=True):
+    any_queries: int
+    amplification: float
+
+
+class Unsolicited(Evidence, frozen=True, kw_only=True):
+    """traffic/unsolicited: answers from addresses never asked."""
+
+    senders: dict[str, int] = msgspec.field(default_factory=dict, name="from")
+    packets: tuple[str, ...] = ()
+
+
+# -- server: the DNS server's own host ------------------------------------------------------------------------
+
+
+class Daemon(Evidence, frozen=True, kw_only=True):
+    """A DNS daemon process (the furthest ancestor that is the same daemon), with its load and limits."""
+
+    pid: int
+    name: str
+    cmdline: tuple[str, ...] = ()
+    user: str | None = None
+    config: str | None = None
+    cpu_percent: float = 0.0
+    rss_mib: float | None = None
+    fds: int | None = None
+    fd_limit: int | None = None
+    netns: str | None = None
+    """Set when its network namespace could not be read."""
+
+
+class Daemons(Evidence, frozen=True, kw_only=True):
+    """daemons/running: this namespace's DNS daemons, and those of other namespaces (containers)."""
+
+    daemons: tuple[Daemon, ...] = ()
+    other_namespaces: tuple[Daemon, ...] = ()
+    netns_unreadable: int = 0
+
+
+class Units(Evidence, frozen=True, kw_only=True):
+    """daemons/units: the DNS daemons' systemd units, their properties as ``systemctl show`` gives them."""
+
+    units: tuple[dict[str, str], ...] = ()
+
+
+class OomKill(Evidence, frozen=True, kw_only=True):
+    pid: int
+    name: str
+    line: str
+
+
+class OomKills(Evidence, frozen=True, kw_only=True):
+    """daemons/oom: DNS daemons the kernel's OOM killer killed (its log)."""
+
+    kills: tuple[OomKill, ...] = ()
+
+
+class Listener(Evidence, frozen=True, kw_only=True):
+    """A socket on the DNS port: its address, its process, and the daemon that process belongs to."""
+
+    address: str
+    pid: int | None = None
+    process: str | None = None
+    dns_daemon: bool = False
+    daemon: str | None = None
+    daemon_pid: int | None = None
+
+
+class Listeners(Evidence, frozen=True, kw_only=True):
+    """listeners/port: who listens on the DNS port, by protocol."""
+
+    port: int
+    udp: tuple[Listener, ...] = ()
+    tcp: tuple[Listener, ...] = ()
+
+
+class ConfigCheck(Evidence, frozen=True, kw_only=True):
+    """config/NAME: a daemon's own checker on its configuration."""
+
+    daemon: str
+    config: str
+    checker: tuple[str, ...] = ()
+    exit: int | None = None
+    output: tuple[str, ...] = ()
+
+
+class Conntrack(Evidence, frozen=True, kw_only=True):
+    count: int | None = None
+    max: int | None = None
+
+
+class Load(Evidence, frozen=True, kw_only=True):
+    """load/kernel: the kernel's UDP counters over the window, the DNS port's drops, conntrack, CPU."""
+
+    window_s: float
+    udp: dict[str, int] = msgspec.field(default_factory=dict)
+    """Deltas over the window: InDatagrams, RcvbufErrors, InErrors, NoPorts."""
+    port_drops: int | None = None
+    udp_in_per_s: float = 0.0
+    conntrack: Conntrack = msgspec.field(default_factory=Conntrack)
+    cpu_percent: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+class LogFiles(Evidence, frozen=True, kw_only=True):
+    """log/files: the daemons' log files read (path -> daemon), those that could not be (path -> why), and
+    the last lines that speak of trouble."""
+
+    files: dict[str, str] = msgspec.field(default_factory=dict)
+    unread: dict[str, str] = msgspec.field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+
+
+class Journal(Evidence, frozen=True, kw_only=True):
+    """log/journal: the DNS units' last warnings and errors."""
+
+    lines: tuple[str, ...] = ()
+
+
+class ControlView(Evidence, frozen=True, kw_only=True):
+    """control/NAME: a daemon's own view through its control channel, over the window."""
+
+    daemon: str
+    command: tuple[str, ...] = ()
+    error: str | None = None
+    window_s: float | None = None
+    queries_per_s: float | None = None
+    servfail_share: float | None = None
+    requestlist_exceeded: int | None = None
+    requestlist_current: int | None = None
+    uptime_s: float | None = None
+    dropped: int | None = None
+    status: dict[str, str] = msgspec.field(default_factory=dict)
+    signs: tuple[str, ...] = ()
+    """Signs of overload, in words."""
+    warnings: tuple[str, ...] = ()
+    """Trouble that is not overload (most answers SERVFAIL)."""
+    words: str = ""
+
+
+# -- which kind a finding holds ----------------------------------------------------------------------------------
+
+_BY_STEP: dict[str, type[Evidence]] = {
+    "udp53": UdpProbe,
+    "tcp53": TcpProbe,
+    "resolve": Resolution,
+    "compare": Compared,
+    "ping": Ping,
+    "firewall": FirewallPaths,
+    "web": SiteProbe,
+    "dot": DotProbe,
+    "capture": CaptureFile,
+    "listeners": Listeners,
+    "config": ConfigCheck,
+    "load": Load,
+    "control": ControlView,
+}
+_BY_ID: dict[str, type[Evidence]] = {
+    "resolve/system": SystemLookup,
+    "compare/authoritative": Authorities,
+    "firewall/rules": RulesUnread,
+    "hostconf/resolv.conf": ResolvConfFacts,
+    "hostconf/hosts": HostsFacts,
+    "hostconf/nsswitch": NsswitchFacts,
+    "web/site": Empty,
+    "traffic/rate": TrafficRate,
+    "traffic/subdomains": SubdomainFlood,
+    "traffic/any": AnyFlood,
+    "traffic/unsolicited": Unsolicited,
+    "daemons/running": Daemons,
+    "daemons/units": Units,
+    "daemons/oom": OomKills,
+    "log/files": LogFiles,
+    "log/journal": Journal,
+}
+_CAPTURED: dict[type[Evidence], type[Evidence]] = {UdpProbe: CapturedUdp, TcpProbe: CapturedTcp}
+
+
+def kind_of(step: str, finding_id: str, doc: Mapping[str, Any]) -> type[Evidence]:
+    """The kind of a finding's evidence, by its id, else its step (a capture's exchanges have their own)."""
+    if finding_id.endswith("/error"):
+        return Failure
+    kind = _BY_ID.get(finding_id) or _BY_STEP.get(step, Unread)
+    if doc.get("source") == "capture" or (step == "tcp53" and "exchanges" in doc):
+        kind = _CAPTURED.get(kind, kind)
+    return kind
+
+
+def parse(step: str, finding_id: str, doc: Any) -> Evidence:
+    """A stored finding's evidence, as its kind; :class:`Unread` (the document kept as it is) when it is not
+    of that kind, and :class:`Empty` when there is none."""
+    if not isinstance(doc, Mapping):
+        return Unread()
+    if not doc:
+        return Empty()
+    kind = kind_of(step, finding_id, doc)
+    if kind is Unread:
+        return Unread(data=dict(doc))
+    try:
+        return kind.from_json(doc)
+    except msgspec.ValidationError:
+        return Unread(data=dict(doc))

@@ -1,17 +1,16 @@
 """What the rules ask about the evidence: facts derived once, typed, with the words the verdicts quote.
 
-Pure. :class:`ServerFacts` reads one configured server's :class:`~runbook.evidence.ServerEvidence` and the
-run's :class:`~runbook.evidence.References`; :class:`RunFacts` the patterns of the whole run (the hosts file,
+Pure. :class:`ServerFacts` reads one configured server's :class:`~runbook.gather.ServerEvidence` and the
+run's :class:`~runbook.gather.References`; :class:`RunFacts` the patterns of the whole run (the hosts file,
 the site). The rules (:mod:`runbook.rules`) are conditions over these facts.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from runbook.answers import AGREE, DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
 from runbook.evidence import (
@@ -20,15 +19,16 @@ from runbook.evidence import (
     LOCAL_ERROR,
     PROHIBITED,
     TIMEOUT,
-    Block,
+    ConfigCheck,
+    ControlView,
+    Daemon,
     Exchange,
-    Hosts,
     Icmp,
-    Reference,
-    References,
-    ServerEvidence,
-    Site,
+    Listener,
+    Load,
+    OomKill,
 )
+from runbook.gather import Block, Hosts, Reference, References, ServerEvidence, Site
 from runbook.model import Server, Target
 
 # EDE (RFC 8914) codes that mean the answer failed DNSSEC validation.
@@ -229,7 +229,7 @@ class ServerFacts:
     @property
     def dot_answer(self) -> Exchange | None:
         """The answer over TLS on port 853, when DNS itself works there (NOERROR or NXDOMAIN)."""
-        return self.ev.dot.exchange if self.ev.dot and self.ev.dot.answered else None
+        return self.ev.dot if self.ev.dot and self.ev.dot.serves_dns else None
 
     @property
     def dot_words(self) -> str:
@@ -459,39 +459,39 @@ class HostFacts:
 
     addresses: tuple[str, ...]
     port: int
-    daemons: tuple[dict[str, Any], ...]
-    other_namespaces: tuple[dict[str, Any], ...]
-    units: tuple[dict[str, Any], ...]
-    udp: tuple[dict[str, Any], ...]
-    tcp: tuple[dict[str, Any], ...]
-    invalid_configs: tuple[dict[str, Any], ...]
-    load: dict[str, Any]
-    controls: tuple[dict[str, Any], ...]
+    daemons: tuple[Daemon, ...]
+    other_namespaces: tuple[Daemon, ...]
+    units: tuple[dict[str, str], ...]
+    udp: tuple[Listener, ...]
+    tcp: tuple[Listener, ...]
+    invalid_configs: tuple[ConfigCheck, ...]
+    load: Load
+    controls: tuple[ControlView, ...]
     """The daemons' own views (control channels) that show signs of overload."""
     firewall_blocks: tuple[str, ...]
     named: dict[str, tuple[str, ...]]
     """address -> the running daemons whose command line or configuration names it."""
-    oom: tuple[dict[str, Any], ...] = ()
+    oom: tuple[OomKill, ...] = ()
     """DNS daemons the kernel's OOM killer killed (its log)."""
 
-    def listening(self, address: str, proto: str) -> list[dict[str, Any]]:
+    def listening(self, address: str, proto: str) -> list[Listener]:
         wild = ("0.0.0.0", "::") if ":" not in address else ("::",)
         entries = self.udp if proto == "udp" else self.tcp
-        return [e for e in entries if e["address"] in (address, *wild)]
+        return [e for e in entries if e.address in (address, *wild)]
 
     @property
     def daemon_names(self) -> frozenset[str]:
-        return frozenset(d["name"] for d in self.daemons)
+        return frozenset(d.name for d in self.daemons)
 
     @property
-    def foreign(self) -> list[dict[str, Any]]:
+    def foreign(self) -> list[Listener]:
         """Listeners on the DNS port at the addresses that are not DNS daemons: the port is taken."""
         return [
             e
             for a in self.addresses
             for proto in ("udp", "tcp")
             for e in self.listening(a, proto)
-            if e.get("process") and not e.get("dns_daemon")
+            if e.process and not e.dns_daemon
         ]
 
     @property
@@ -504,38 +504,38 @@ class HostFacts:
         """Daemons that listen on the port on loopback only (not systemd-resolved: a local stub by design)."""
         out = []
         for d in self.daemons:
-            if d["name"] == "systemd-resolved":
+            if d.name == "systemd-resolved":
                 continue
-            mine = [e["address"] for e in (*self.udp, *self.tcp) if d["pid"] in (e.get("pid"), e.get("daemon_pid"))]
+            mine = [e.address for e in (*self.udp, *self.tcp) if d.pid in (e.pid, e.daemon_pid)]
             if mine and all(a.startswith("127.") or a == "::1" for a in mine):
-                out.append(f"{d['name']} listens on {', '.join(sorted(set(mine)))} only")
+                out.append(f"{d.name} listens on {', '.join(sorted(set(mine)))} only")
         return out
 
     @property
     def overload(self) -> list[str]:
         reasons = []
-        udp = self.load.get("udp", {})
+        udp = self.load.udp
         # The DNS port's own sockets' drops where they could be read; else every UDP socket's of the namespace.
-        at_port = self.load.get("port_drops")
+        at_port = self.load.port_drops
         dropped, came = (at_port if at_port is not None else udp.get("RcvbufErrors", 0)), udp.get("InDatagrams", 0)
         where = f"at port {self.port}" if at_port is not None else "(all UDP sockets of this host)"
         # A few datagrams lost to a burst are not an overload: at least 10, and 1 in 1,000 of what came in.
         if dropped >= 10 and dropped * 1000 >= came:
             reasons.append(
-                f"the kernel dropped {dropped} UDP datagrams {where} in {self.load.get('window_s')} s for a full "
+                f"the kernel dropped {dropped} UDP datagrams {where} in {self.load.window_s:g} s for a full "
                 "receive buffer (the daemon does not read fast enough)"
             )
-        ct = self.load.get("conntrack", {})
-        if ct.get("count") is not None and ct.get("max") and ct["count"] > 0.9 * ct["max"]:
-            reasons.append(f"the conntrack table is {ct['count']}/{ct['max']} full: new flows are dropped")
-        for name, cpu in self.load.get("cpu_percent", {}).items():
+        ct = self.load.conntrack
+        if ct.count is not None and ct.max and ct.count > 0.9 * ct.max:
+            reasons.append(f"the conntrack table is {ct.count}/{ct.max} full: new flows are dropped")
+        for name, cpu in self.load.cpu_percent.items():
             if cpu >= 90:
                 reasons.append(f"{name} uses {cpu:.0f}% of a CPU")
         for d in self.daemons:
-            if d.get("fds") and d.get("fd_limit") and d["fds"] > 0.9 * d["fd_limit"]:
-                reasons.append(f"{d['name']} has {d['fds']} of its {d['fd_limit']} open files")
+            if d.fds and d.fd_limit and d.fds > 0.9 * d.fd_limit:
+                reasons.append(f"{d.name} has {d.fds} of its {d.fd_limit} open files")
         for view in self.controls:
-            reasons += [f"{view['daemon']} says {sign}" for sign in view["signs"]]
+            reasons += [f"{view.daemon} says {sign}" for sign in view.signs]
         return reasons
 
     @property
@@ -553,7 +553,7 @@ class HostFacts:
         )
 
 
-def how_it_ended(unit: dict[str, str]) -> str:
+def how_it_ended(unit: Mapping[str, str]) -> str:
     """systemd's words for the main process's end: an exit status, a signal by name, the OOM killer."""
     result, code, status = unit.get("Result"), unit.get("ExecMainCode"), unit.get("ExecMainStatus")
     restarts = f", restarts {unit.get('NRestarts')}"

@@ -11,9 +11,9 @@ import contextlib
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from runbook.errors import InputError
+from runbook.evidence import ResolvConfFacts
 from runbook.model import Server
 
 GLIBC_MAXNS = 3
@@ -49,17 +49,17 @@ class ResolvConf:
     def systemd_stub(self) -> bool:
         return bool(SYSTEMD_STUBS & set(self.nameservers)) or "systemd/resolve" in (self.symlink_target or "")
 
-    def to_evidence(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "nameservers": list(self.nameservers),
-            "used_nameservers": [s.host for s in self.servers],
-            "search": list(self.search),
-            "options": dict(self.options),
-            "ignored_lines": list(self.ignored),
-            "symlink_target": self.symlink_target,
-            "systemd_resolved_stub": self.systemd_stub,
-        }
+    def to_evidence(self) -> ResolvConfFacts:
+        return ResolvConfFacts(
+            path=self.path,
+            nameservers=tuple(self.nameservers),
+            used_nameservers=tuple(s.host for s in self.servers),
+            search=tuple(self.search),
+            options=dict(self.options),
+            ignored_lines=tuple(self.ignored),
+            symlink_target=self.symlink_target,
+            systemd_resolved_stub=self.systemd_stub,
+        )
 
 
 def parse_resolv_conf(text: str, path: str = "/etc/resolv.conf") -> ResolvConf:

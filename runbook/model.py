@@ -1,8 +1,8 @@
 """Plain data of a run: statuses, servers, targets, findings, steps, verdicts. No I/O here.
 
-Findings are immutable; their evidence holds only JSON-able values (numbers stay numbers, durations are
-float seconds, times are epoch seconds) so that a run can be rendered, stored and diagnosed again from
-its document alone.
+Findings are immutable; their evidence is one of the typed kinds of :mod:`runbook.evidence`, whose JSON form
+(numbers stay numbers, durations are float seconds, times are epoch seconds) is the document's, so that a
+run can be rendered, stored and diagnosed again from its document alone.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from runbook.evidence import Empty, Evidence, parse
 
 SCHEMA = "runbook.run/v1"
 
@@ -139,7 +141,7 @@ class Finding:
     step: str
     status: Status
     summary: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=Empty)
     started_at: float = 0.0
     duration_s: float = 0.0
     server: str | None = None
@@ -150,13 +152,26 @@ class Finding:
             "step": self.step,
             "status": self.status.value,
             "summary": self.summary,
-            "evidence": dict(self.evidence),
+            "evidence": self.evidence.to_json(),
             "started_at": rfc3339(self.started_at),
             "duration_s": round(self.duration_s, 6),
         }
         if self.server is not None:
             doc["server"] = self.server
         return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Finding:
+        """A finding of a run document (a stored run), its evidence read back into its kind."""
+        step, fid = str(doc.get("step", "")), str(doc.get("id", ""))
+        return cls(
+            id=fid,
+            step=step,
+            status=Status(doc.get("status", "unknown")),
+            summary=str(doc.get("summary", "")),
+            evidence=parse(step, fid, doc.get("evidence")),
+            server=doc.get("server"),
+        )
 
 
 @dataclass(frozen=True)

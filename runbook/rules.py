@@ -935,16 +935,16 @@ RULES: tuple[Rule, ...] = (
         needs=(
             on_host(
                 "a daemon's own checker rejects its configuration",
-                lambda h: "; ".join(f"{c['daemon']}: {c['config']}" for c in h.invalid_configs),
+                lambda h: "; ".join(f"{c.daemon}: {c.config}" for c in h.invalid_configs),
             ),
         ),
         explain=lambda h: (
             "The DNS daemon's configuration is invalid, which keeps it from starting or from serving: "
-            + "; ".join(f"`{' '.join(c['checker'])}` says: {(c['output'] or ['?'])[0]}" for c in h.invalid_configs)
+            + "; ".join(f"`{' '.join(c.checker)}` says: {(c.output or ('?',))[0]}" for c in h.invalid_configs)
         ),
         steps=lambda h: tuple(
-            f"Fix the line the checker names in {c['config']}, then check it again: `{' '.join(c['checker'])}`, and "
-            f"restart {c['daemon']}"
+            f"Fix the line the checker names in {c.config}, then check it again: `{' '.join(c.checker)}`, and "
+            f"restart {c.daemon}"
             for c in h.invalid_configs
         ),
     ),
@@ -955,12 +955,12 @@ RULES: tuple[Rule, ...] = (
         needs=(
             on_host(
                 "another process holds the DNS port at the address",
-                lambda h: ", ".join(f"{e['process']} (pid {e['pid']}) on {e['address']}" for e in h.foreign),
+                lambda h: ", ".join(f"{e.process} (pid {e.pid}) on {e.address}" for e in h.foreign),
             ),
         ),
         explain=lambda h: (
             f"Port {h.port} at {', '.join(h.addresses)} is held by another program: "
-            + ", ".join(f"{e['process']} (pid {e['pid']}) on {e['address']}" for e in h.foreign)
+            + ", ".join(f"{e.process} (pid {e.pid}) on {e.address}" for e in h.foreign)
             + ": the DNS daemon cannot bind it"
         ),
         steps=lambda h: (
@@ -1007,7 +1007,7 @@ RULES: tuple[Rule, ...] = (
         explain=lambda h: (
             f"No DNS daemon serves {', '.join(h.addresses)} on port {h.port}: it is not running"
             + (f" ({'; '.join(h.failed_units)})" if h.failed_units else "")
-            + "".join(f"; the kernel's OOM killer killed {k['name']} (pid {k['pid']})" for k in h.oom)
+            + "".join(f"; the kernel's OOM killer killed {k.name} (pid {k.pid})" for k in h.oom)
             + (f"; running here: {', '.join(sorted(h.daemon_names))}, for other addresses" if h.daemon_names else "")
             + (
                 f"; {len(h.other_namespaces)} DNS daemon(s) run in other network namespaces (containers), which do not "
@@ -1046,7 +1046,7 @@ RULES: tuple[Rule, ...] = (
         explain=lambda h: (
             "The DNS server is overloaded: "
             + "; ".join(h.overload)
-            + f" ({h.load.get('udp_in_per_s', 0):.0f} UDP datagrams/s in)"
+            + f" ({h.load.udp_in_per_s:.0f} UDP datagrams/s in)"
         ),
         steps=lambda h: (
             f"Find who sends the load: `tcpdump -ni any -c 10000 udp port {h.port}` (or `runbook analyze --live "

@@ -10,15 +10,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from checks import control, host
 from runbook import __version__
 from runbook.config import Settings
 from runbook.diagnosis import diagnose_host
 from runbook.errors import InputError
+from runbook.evidence import (
+    ConfigCheck,
+    ControlView,
+    Daemon,
+    Daemons,
+    E,
+    Failure,
+    Listeners,
+    Load,
+    OomKills,
+    Units,
+)
 from runbook.facts import HostFacts
 from runbook.model import Finding, Run, Server, Status, Target, steps_of
 
@@ -40,10 +50,11 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
     running = host.daemons()
     oom = host.kernel_oom()
     listening = host.listeners(port)
-    daemons = list(running.evidence["daemons"])
+    daemons = list(running.evidence.daemons) if isinstance(running.evidence, Daemons) else []
+    assert isinstance(listening.evidence, Listeners)
     addresses = addresses or _default_addresses(listening.evidence)
     units = host.units()
-    unit_list = list(units.evidence.get("units", [])) if units else []
+    unit_list = list(units.evidence.units) if units and isinstance(units.evidence, Units) else []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         configs = pool.submit(host.config_checks, daemons, unit_list)
         walls = pool.submit(_firewall, addresses, port, max(1.0, window))
@@ -60,7 +71,7 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
             load,
         ]
     unit_ids = [u["Id"] for u in unit_list]
-    findings += [log for log in (host.logs(daemons, unit_ids), host.log_files(daemons)) if log is not None]
+    findings += [log for log in (host.logs(unit_ids), host.log_files(daemons)) if log is not None]
     facts = _facts(addresses, port, findings, daemons)
     verdict = diagnose_host(facts, [f.id for f in findings], explain=explain)
     steps = steps_of(STEPS, findings, "nothing to report")
@@ -81,11 +92,11 @@ def check(addresses: tuple[str, ...], port: int, window: float, *, explain: bool
     )
 
 
-def _default_addresses(listening: Mapping[str, Any]) -> tuple[str, ...]:
+def _default_addresses(listening: Listeners) -> tuple[str, ...]:
     """Without --address: the non-loopback addresses a daemon listens on, else this host's own."""
     import psutil
 
-    seen = [e["address"] for e in (*listening["udp"], *listening["tcp"])]
+    seen = [e.address for e in (*listening.udp, *listening.tcp)]
     found = [a for a in dict.fromkeys(seen) if not a.startswith("127.") and a not in ("::1", "0.0.0.0", "::")]
     if found:
         return tuple(found)
@@ -116,28 +127,31 @@ def _firewall(addresses: tuple[str, ...], port: int, budget: float) -> list[Find
     try:
         return asyncio.run(run())
     except Exception as e:  # the firewall's evidence is optional: say why it is missing
-        return [Finding("firewall/error", "firewall", Status.UNKNOWN, f"the rules could not be read: {e}", {})]
+        summary = f"the rules could not be read: {e}"
+        return [Finding("firewall/error", "firewall", Status.UNKNOWN, summary, Failure(error=str(e)))]
 
 
-def _facts(addresses: tuple[str, ...], port: int, findings: list[Finding], daemons: list[dict[str, Any]]) -> HostFacts:
-    by_id = {f.id: f for f in findings}
-    listening = by_id["listeners/port"].evidence
-    blocks = []
-    for f in findings:
-        if f.step == "firewall" and f.status is Status.CRITICAL:
-            blocks.append(f.summary)
+def _facts(addresses: tuple[str, ...], port: int, findings: list[Finding], daemons: list[Daemon]) -> HostFacts:
+    def kind(kind: type[E]) -> list[E]:
+        return [f.evidence for f in findings if isinstance(f.evidence, kind)]
+
+    listening = kind(Listeners)[0]
+    running = kind(Daemons)
+    units = kind(Units)
     return HostFacts(
         addresses=addresses,
         port=port,
         daemons=tuple(daemons),
-        other_namespaces=tuple(by_id["daemons/running"].evidence.get("other_namespaces", [])),
-        units=tuple(by_id["daemons/units"].evidence.get("units", [])) if "daemons/units" in by_id else (),
-        udp=tuple(listening["udp"]),
-        tcp=tuple(listening["tcp"]),
-        invalid_configs=tuple(dict(f.evidence) for f in findings if f.step == "config" and f.status is Status.CRITICAL),
-        load=dict(by_id["load/kernel"].evidence),
-        controls=tuple(dict(f.evidence) for f in findings if f.step == "control" and f.evidence.get("signs")),
-        oom=tuple(by_id["daemons/oom"].evidence["kills"]) if "daemons/oom" in by_id else (),
-        firewall_blocks=tuple(blocks),
-        named={a: tuple(d["name"] for d in daemons if host.names_address(d, a)) for a in addresses},
+        other_namespaces=running[0].other_namespaces if running else (),
+        units=units[0].units if units else (),
+        udp=listening.udp,
+        tcp=listening.tcp,
+        invalid_configs=tuple(
+            f.evidence for f in findings if isinstance(f.evidence, ConfigCheck) and f.status is Status.CRITICAL
+        ),
+        load=kind(Load)[0],
+        controls=tuple(v for v in kind(ControlView) if v.signs),
+        oom=tuple(k for o in kind(OomKills) for k in o.kills),
+        firewall_blocks=tuple(f.summary for f in findings if f.step == "firewall" and f.status is Status.CRITICAL),
+        named={a: tuple(d.name for d in daemons if host.names_address(d, a)) for a in addresses},
     )

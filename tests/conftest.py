@@ -44,3 +44,13 @@ def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
             + "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
         )
     return doc
+
+
+def finding(fid: str, step: str, status: Any, summary: str, evidence: Any = None, **kw: Any) -> Any:
+    """A finding whose evidence is given in its document form (the JSON a check's kind writes), read into its
+    kind strictly: a test whose evidence is not of the kind its step makes fails here, not silently."""
+    from runbook.evidence import Empty, kind_of
+    from runbook.model import Finding
+
+    typed = kind_of(step, fid, evidence).from_json(evidence) if evidence else Empty()
+    return Finding(fid, step, status, summary, typed, **kw)

@@ -13,7 +13,7 @@ ADDRS = st.lists(st.ip_addresses(v=4).map(str), min_size=1, max_size=6, unique=T
 
 
 def a(name: str, value: str, rtype: str = "A") -> Record:
-    return Record(name, rtype, value, 60)
+    return Record(name=name, type=rtype, value=value, ttl=60)
 
 
 def records(addrs: list[str], name: str = Q) -> list[Record]:

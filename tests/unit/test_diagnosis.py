@@ -12,6 +12,7 @@ from runbook import diagnosis as d
 from runbook.hostfiles import parse_resolv_conf
 from runbook.model import Finding, Server, Status, Target
 from runbook.schema import run_schema
+from tests.conftest import finding
 
 TARGET = Target("yummyrecipesforme.com.", "yummyrecipesforme.com")
 S1, S2 = Server("203.0.113.2"), Server("203.0.113.4")
@@ -52,17 +53,17 @@ def icmp(
 
 
 def udp(server: Server, *attempts: dict[str, Any]) -> Finding:
-    return Finding(
+    return finding(
         f"udp53/{server.key}", "udp53", Status.OK, "", {**attempts[-1], "attempts": list(attempts)}, server=server.label
     )
 
 
 def tcp(server: Server, evidence: dict[str, Any]) -> Finding:
-    return Finding(f"tcp53/{server.key}", "tcp53", Status.OK, "", evidence, server=server.label)
+    return finding(f"tcp53/{server.key}", "tcp53", Status.OK, "", evidence, server=server.label)
 
 
 def ping(server: Server, received: int, sent: int = 3) -> Finding:
-    return Finding(
+    return finding(
         f"ping/{server.host}",
         "ping",
         Status.OK,
@@ -272,7 +273,7 @@ def test_the_order_of_findings_does_not_change_the_verdict(findings: list[Findin
 
 
 def auth(server: str, evidence: dict[str, Any], lame: str | None = None) -> Finding:
-    return Finding(
+    return finding(
         f"compare/auth/{server}",
         "compare",
         Status.OK,
@@ -282,8 +283,16 @@ def auth(server: str, evidence: dict[str, Any], lame: str | None = None) -> Find
     )
 
 
+def site(address: str, reachable: bool) -> dict[str, Any]:
+    """The web step's evidence for one address, as it records it."""
+    closed = {"connected": False, "result": "connection refused"}
+    opened = {"connected": True, "result": "HTTP 200 OK", "status": 200}
+    conn = opened if reachable else closed
+    return {"address": address, "https": conn, "http": conn, "reachable": reachable, "website": True}
+
+
 def resolved(server: Server, evidence: dict[str, Any]) -> Finding:
-    return Finding(f"resolve/{server.key}", "resolve", Status.OK, "", evidence, server=server.label)
+    return finding(f"resolve/{server.key}", "resolve", Status.OK, "", evidence, server=server.label)
 
 
 AUTH_ANSWER = {**ANSWER, "aa": True, "ra": False}
@@ -339,12 +348,12 @@ def test_nxdomain_needs_the_authorities_to_agree() -> None:
 
 def test_silent_resolver_that_is_alive_is_waiting_upstream() -> None:
     f = udp(S1, TIMEOUT, TIMEOUT)
-    f = Finding(
+    f = finding(
         f.id,
         f.step,
         f.status,
         f.summary,
-        {**f.evidence, "liveness": {"outcome": "answer", "rcode": "NOERROR"}},
+        {**f.evidence.to_json(), "liveness": {"outcome": "answer", "rcode": "NOERROR"}},
         server=f.server,
     )
     dead = {"outcome": "icmp", "icmp": {"name": "port-unreachable"}}
@@ -356,22 +365,21 @@ def test_silent_resolver_that_is_alive_is_waiting_upstream() -> None:
 def test_lossy_burst_is_degraded_even_when_the_first_tries_were_lost() -> None:
     burst = {"sent": 40, "received": 20, "loss": 0.5, "first_answer": ANSWER, "degraded": "20/40 answered: 50% lost"}
     f = udp(S1, TIMEOUT, TIMEOUT, TIMEOUT)
-    f = Finding(f.id, f.step, f.status, f.summary, {**f.evidence, "burst": burst}, server=f.server)
+    f = finding(f.id, f.step, f.status, f.summary, {**f.evidence.to_json(), "burst": burst}, server=f.server)
     v = verdict(f, tcp(S1, ANSWER), ping(S1, 3))
     assert (v.code, v.status) == ("dns-degraded", Status.WARNING)
 
 
 def test_hosts_pin_and_site_down_are_patterns_of_the_whole_run() -> None:
-    hosts = Finding(
+    hosts = finding(
         "hostconf/hosts",
         "hostconf",
         Status.WARNING,
         "",
         {"path": "/etc/hosts", "entries": [{"line": 2, "address": "198.51.100.99", "text": "..."}]},
     )
-    web = Finding(
-        "web/203.0.113.22", "web", Status.CRITICAL, "203.0.113.22 does not accept connections", {"reachable": False}
-    )
+    closed = site("203.0.113.22", False)
+    web = finding("web/203.0.113.22", "web", Status.CRITICAL, "203.0.113.22 does not accept connections", closed)
     found = [hosts, web, resolved(S1, ANSWER), udp(S1, ANSWER), tcp(S1, ANSWER), ping(S1, 3)]
     assert d.diagnose(TARGET, (S1,), found).code == "hosts-file-override"  # not declared a website
     v = d.diagnose(TARGET, (S1,), found, website=True)
@@ -393,7 +401,7 @@ def test_precedence_table_is_total_and_ordered_by_severity_within_reason() -> No
 
 def _with_burst(f: Finding, loss: float, degraded: str = "") -> Finding:
     burst = {"sent": 10, "received": round(10 * (1 - loss)), "loss": loss, "first_answer": ANSWER, "degraded": degraded}
-    return Finding(f.id, f.step, f.status, f.summary, {**f.evidence, "burst": burst}, server=f.server)
+    return finding(f.id, f.step, f.status, f.summary, {**f.evidence.to_json(), "burst": burst}, server=f.server)
 
 
 def test_a_tcp_timeout_under_measured_loss_is_loss_not_a_blocked_port() -> None:

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from runbook.diagnosis import diagnose
-from runbook.model import Finding, Server, Status, Target
-from tests.conftest import ROOT, validate_document
+from runbook.model import Server, Status, Target
+from tests.conftest import ROOT, finding, validate_document
 
 
 def _can_unshare() -> bool:
@@ -63,8 +63,8 @@ def test_the_verdict_counts_the_queries_the_udp_step_says_it_sent() -> None:
     server = Server("203.0.113.2")
     timeout = {"transport": "udp", "outcome": "timeout"}
     findings = [
-        Finding("resolve/203.0.113.2", "resolve", Status.CRITICAL, "no answer", timeout, server=server.label),
-        Finding(
+        finding("resolve/203.0.113.2", "resolve", Status.CRITICAL, "no answer", timeout, server=server.label),
+        finding(
             "udp53/203.0.113.2",
             "udp53",
             Status.CRITICAL,
@@ -72,7 +72,7 @@ def test_the_verdict_counts_the_queries_the_udp_step_says_it_sent() -> None:
             {**timeout, "attempts": [timeout] * 3, "sent": 3},
             server=server.label,
         ),
-        Finding("ping/203.0.113.2", "ping", Status.OK, "up", {"sent": 3, "received": 3, "rtt_avg_s": 0.001}),
+        finding("ping/203.0.113.2", "ping", Status.OK, "up", {"sent": 3, "received": 3, "rtt_avg_s": 0.001}),
     ]
     verdict = diagnose(Target("example.com.", "example.com"), [server], findings)
     assert verdict.code == "dns-port-filtered"

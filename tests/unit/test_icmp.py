@@ -49,14 +49,14 @@ def test_port_unreachable_from_the_server() -> None:
         39,
     )
     ev = err.to_evidence("203.0.113.2")
-    assert ev["from_server"] is True and ev["errno"] == "ECONNREFUSED"
+    assert ev.from_server is True and ev.errno == "ECONNREFUSED"
 
 
 def test_icmp6_admin_prohibited_from_a_router() -> None:
     err = parse_extended_err(extended_err(13, SO_EE_ORIGIN_ICMP6, 1, 1, sockaddr_in6("2001:db8::1")))
     assert err is not None
     assert (err.kind, err.offender) == (PROHIBITED, "2001:db8::1")
-    assert err.to_evidence("2001:db8::53")["from_server"] is False
+    assert err.to_evidence("2001:db8::53").from_server is False
 
 
 def test_local_error_has_no_offender() -> None:

@@ -43,14 +43,14 @@ def test_debians_default_nftables_conf_lets_dns_through_by_policy() -> None:
     for packet in (query(), answer(), query("tcp"), answer("tcp")):
         decision = evaluate(tables, packet)
         assert decision.verdict == "accept" and decision.certain
-        assert decision.passed[-1]["policy"] == "accept"
+        assert decision.passed[-1].policy == "accept"
 
 
 def test_firewalld_public_zone_lets_the_query_out_and_the_answer_in() -> None:
     tables = load_nft("firewalld")
     out, back = evaluate(tables, query()), evaluate(tables, answer())
     assert out.verdict == "accept" and back.verdict == "accept"
-    assert any("established" in str(p.get("rule", "")) for p in back.passed)
+    assert any("established" in str(p.rule or "") for p in back.passed)
     # A new connection from outside to a port the public zone does not open is rejected.
     inbound = Packet("input", 4, "tcp", SERVER, ME, EPHEMERAL, (8080, 8080), "new", iif="eth0")
     assert evaluate(tables, inbound).blocks
@@ -62,7 +62,7 @@ def test_ufw_defaults_let_the_query_out_and_the_answer_in() -> None:
     out, back = evaluate(tables, query()), evaluate(tables, answer())
     assert out.verdict == "accept" and back.verdict == "accept"
     # The answer is let in by ufw's conntrack rule, not by a policy (ufw's INPUT policy is DROP).
-    assert "RELATED,ESTABLISHED" in back.passed[0]["rule"]
+    assert "RELATED,ESTABLISHED" in str(back.passed[0].rule)
     # A new connection coming in is dropped by the policy.
     inbound = Packet("input", 4, "tcp", SERVER, ME, EPHEMERAL, (22, 22), "new", iif="eth0")
     refused = evaluate(tables, inbound)
@@ -123,7 +123,7 @@ def test_policy_drop_with_an_accept_for_53() -> None:
     tables = rules(f"{UDP53}, {ACCEPT}")
     assert evaluate(tables, query()).verdict == "accept"
     assert evaluate(tables, query("tcp")).verdict == "drop"  # the policy
-    assert evaluate(tables, query("tcp")).policy_of["policy"] == "drop"
+    assert evaluate(tables, query("tcp")).policy_of.policy == "drop"
 
 
 def test_named_set_with_prefixes_and_negation() -> None:
@@ -142,7 +142,7 @@ def test_jump_return_and_goto() -> None:
     # user: drop -> the jump's verdict is the drop
     tables = rules(f"{UDP53}, {jump}", f"{ACCEPT}", ("user", DROP))
     decision = evaluate(tables, query())
-    assert decision.verdict == "drop" and decision.rule["chain"] == "user"
+    assert decision.verdict == "drop" and decision.rule.chain == "user"
     # goto user, which ends without a verdict: the base chain's policy (drop) decides, not the next rule
     tables = rules(f'{UDP53}, {{"goto": {{"target": "user"}}}}', f"{ACCEPT}", ("user", '{"counter": null}'))
     assert evaluate(tables, query()).verdict == "drop"
@@ -163,7 +163,7 @@ def test_unknown_matches_are_may_match_never_a_silent_guess() -> None:
     dscp = '{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "dscp"}}, "right": "cs1"}}'
     decision = evaluate(rules(f"{dscp}, {DROP}", f"{ACCEPT}"), query())
     assert decision.verdict == "accept" and not decision.certain
-    assert decision.may_match[0]["verdict"] == "drop"
+    assert decision.may_match[0].verdict == "drop"
 
 
 def test_marks_of_an_ordinary_socket_are_0_unless_some_rule_sets_them() -> None:
@@ -175,7 +175,7 @@ def test_marks_of_an_ordinary_socket_are_0_unless_some_rule_sets_them() -> None:
     assert netfilter.mangled(tables) == {"meta mark"}
     unknown_mark = Packet("output", 4, "udp", ME, SERVER, EPHEMERAL, (53, 53), "new", oif="eth0", mark=None)
     decision = evaluate(tables, unknown_mark)
-    assert decision.verdict == "accept" and decision.may_match[0]["verdict"] == "drop"
+    assert decision.verdict == "accept" and decision.may_match[0].verdict == "drop"
 
 
 def test_interfaces_and_the_ephemeral_port_range() -> None:
@@ -191,7 +191,7 @@ def test_interfaces_and_the_ephemeral_port_range() -> None:
 def test_a_later_base_chain_still_sees_an_accepted_packet() -> None:
     tables = rules(f"{UDP53}, {ACCEPT}", ("late", f"{UDP53}, {DROP}"))
     decision = evaluate(tables, query())
-    assert decision.verdict == "drop" and decision.rule["chain"] == "late"
+    assert decision.verdict == "drop" and decision.rule.chain == "late"
 
 
 IPT = """*filter
@@ -214,7 +214,7 @@ def test_iptables_save_forms() -> None:
     assert evaluate(tables, query()).verdict == "accept"
     other = Packet("output", 4, "udp", ME, ipaddress.ip_address("192.0.2.53"), EPHEMERAL, (53, 53), "new")
     refused = evaluate(tables, other)
-    assert refused.verdict == "reject" and refused.rule["chain"] == "dns"
+    assert refused.verdict == "reject" and refused.rule.chain == "dns"
     assert evaluate(tables, query("tcp")).verdict == "accept"
     icmp = Packet("output", 4, "icmp", ME, SERVER, (0, 0), (0, 0), "new")
     decision = evaluate(tables, icmp)
@@ -235,7 +235,7 @@ def test_unknown_iptables_forms_are_errors_not_crashes(text: str, words: str | N
             parse_iptables_save(text, "iptables-legacy", 4)
     else:  # a jump to a chain the listing lacks: that rule is in doubt, the rest is evaluated
         decision = evaluate(parse_iptables_save(text, "iptables-legacy", 4), query())
-        assert decision.verdict == "accept" and decision.may_match[0]["unknown"] == ["chain nowhere"]
+        assert decision.verdict == "accept" and decision.may_match[0].unknown == ("chain nowhere",)
 
 
 @pytest.mark.parametrize(

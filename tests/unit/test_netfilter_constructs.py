@@ -49,8 +49,8 @@ def test_a_may_match_names_the_expression_it_does_not_know() -> None:
     decision = evaluate(parse_nft(doc["json"], doc["text"]), query("udp"))
     assert decision.verdict == "accept" and decision.may_match
     (rule,) = decision.may_match
-    assert rule["rule"] == "socket transparent 1 drop" and rule["verdict"] == "drop"
-    assert any("socket" in why for why in rule["unknown"])
+    assert rule.rule == "socket transparent 1 drop" and rule.verdict == "drop"
+    assert any("socket" in why for why in rule.unknown)
 
 
 def test_every_construct_in_one_chain_is_evaluated_rule_by_rule() -> None:
@@ -68,7 +68,7 @@ def test_every_construct_in_one_chain_is_evaluated_rule_by_rule() -> None:
     decision = evaluate(parse_nft(doc), query("udp"))
     expected = next(n for n, (_, udp, _) in enumerate(CONSTRUCTS) if udp == "drop")
     assert decision.verdict == "drop" and decision.certain
-    assert decision.rule is not None and decision.rule["handle"] == str(expected)
+    assert decision.rule is not None and decision.rule.handle == str(expected)
 
 
 UNKNOWN_EXPRESSIONS = st.sampled_from(
@@ -108,4 +108,4 @@ def test_any_rule_the_parser_does_not_know_leaves_the_rest_of_the_chain_evaluate
         assert decision.verdict == "drop"
     assert decision.verdict in ("drop",) or decision.may_match
     if exprs.index(odd) < exprs.index(known[1]):
-        assert decision.may_match and decision.may_match[0]["handle"] == str(exprs.index(odd))
+        assert decision.may_match and decision.may_match[0].handle == str(exprs.index(odd))

@@ -7,8 +7,8 @@ import json
 from reports import RENDERERS
 from reports.escape import code_span, fence, markdown, terminal
 from reports.text import render as render_text
-from runbook.model import Finding, Run, Server, Status, StepResult, Target, Verdict
-from tests.conftest import validate_document
+from runbook.model import Run, Server, Status, StepResult, Target, Verdict
+from tests.conftest import finding, validate_document
 
 EVIL = "\x1b[31mEVIL\x1b[0m [bold]markup[/bold] <script>alert(1)</script> *stars* `tick` ```fence"
 PACKETS = [
@@ -20,7 +20,7 @@ PACKETS = [
 
 def make_run(summary: str = EVIL) -> Run:
     server = Server("203.0.113.2")
-    udp = Finding(
+    udp = finding(
         "udp53/203.0.113.2",
         "udp53",
         Status.CRITICAL,

@@ -14,11 +14,12 @@ import pytest
 
 from reports.prometheus import CODES
 from runbook import diagnosis as d
+from runbook.evidence import ConfigCheck, ControlView, Daemon, Listener, Load, OomKill
 from runbook.facts import HostFacts
 from runbook.model import Finding, Server, Status, VerdictCode
 from runbook.rules import RULES
 from runbook.schema import run_schema
-from tests.conftest import validate_document
+from tests.conftest import finding, validate_document
 from tests.unit.dnsserver import closed_port
 from tests.unit.test_cli import runbook
 from tests.unit.test_diagnosis import (
@@ -38,6 +39,7 @@ from tests.unit.test_diagnosis import (
     tcp,
     udp,
 )
+from tests.unit.test_diagnosis import site as site_evidence
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 NODATA = {**ANSWER, "answers": []}
@@ -56,7 +58,7 @@ DEAD_AUTH = auth("198.18.53.2", {"outcome": "icmp", "icmp": {"name": "port-unrea
 
 def udp_with(*attempts: dict[str, Any], **extra: Any) -> Finding:
     f = udp(S1, *attempts)
-    return Finding(f.id, f.step, f.status, f.summary, {**f.evidence, **extra}, server=f.server)
+    return finding(f.id, f.step, f.status, f.summary, {**f.evidence.to_json(), **extra}, server=f.server)
 
 
 def alive() -> Finding:
@@ -65,23 +67,23 @@ def alive() -> Finding:
 
 def firewall(proto: str) -> Finding:
     rule = {"source": "nft", "family": "inet", "table": "filter", "chain": "output", "rule": "udp dport 53 drop"}
-    paths = {f"{proto}_query": {"verdict": "drop", "certain": True, "rule": {**rule, "handle": 7}}}
-    return Finding(f"firewall/{S1.key}", "firewall", Status.CRITICAL, "", {"paths": paths}, server=S1.label)
+    paths = {f"{proto}_query": {"verdict": "drop", "certain": True, "rule": {**rule, "handle": "7"}}}
+    return finding(f"firewall/{S1.key}", "firewall", Status.CRITICAL, "", {"paths": paths}, server=S1.label)
 
 
 def other_resolver(evidence: Mapping[str, Any]) -> Finding:
-    return Finding(
+    return finding(
         "compare/198.51.100.9", "compare", Status.OK, "", {"role": "resolver", **evidence}, server="198.51.100.9:53"
     )
 
 
 def hosts(address: str) -> Finding:
     entry = {"line": 3, "text": f"{address} yummyrecipesforme.com", "address": address}
-    return Finding("hostconf/hosts", "hostconf", Status.WARNING, "", {"path": "/etc/hosts", "entries": [entry]})
+    return finding("hostconf/hosts", "hostconf", Status.WARNING, "", {"path": "/etc/hosts", "entries": [entry]})
 
 
 def site(reachable: bool) -> Finding:
-    return Finding("web/203.0.113.22", "web", Status.OK, "site", {"address": "203.0.113.22", "reachable": reachable})
+    return finding("web/203.0.113.22", "web", Status.OK, "site", site_evidence("203.0.113.22", reachable))
 
 
 def burst(degraded: str, loss: float = 0.5) -> dict[str, Any]:
@@ -237,7 +239,26 @@ def host(**changes: Any) -> HostFacts:
         "firewall_blocks": (),
         "named": {A: ("unbound",)},
     }
-    return HostFacts(**(base | changes))
+    return HostFacts(**{k: _typed(k, v) for k, v in (base | changes).items()})
+
+
+_KINDS: dict[str, Any] = {
+    "daemons": Daemon,
+    "other_namespaces": Daemon,
+    "udp": Listener,
+    "tcp": Listener,
+    "invalid_configs": ConfigCheck,
+    "controls": ControlView,
+    "oom": OomKill,
+}
+
+
+def _typed(key: str, value: Any) -> Any:
+    """The facts as the server's findings give them: their evidence's kinds, from the document's form."""
+    if key == "load":
+        return Load.from_json(value)
+    kind = _KINDS.get(key)
+    return tuple(kind.from_json(v) for v in value) if kind else value
 
 
 LOOPBACK = {

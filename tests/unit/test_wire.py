@@ -29,7 +29,7 @@ def test_closed_udp_port_is_an_icmp_port_unreachable_from_the_server() -> None:
     ex = run(wire.udp_exchange(server, QUERY, 2.0))
     assert ex.outcome == wire.ICMP
     ev = ex.to_evidence()
-    assert ev["icmp"]["name"] == "port-unreachable" and ev["icmp"]["from_server"] is True
+    assert ev.icmp is not None and ev.icmp.name == "port-unreachable" and ev.icmp.from_server is True
     assert (ex.rtt_s or 1) < 0.5  # no timer was waited on
     assert ex.packets[0].endswith(f"A? yummyrecipesforme.com. ({len(QUERY.to_wire())})")
     assert f"ICMP 127.0.0.1 udp port {server.port} unreachable, length 75" in ex.packets[1]
@@ -57,9 +57,11 @@ def test_answer_over_udp_and_tcp_with_flags() -> None:
         tcp = run(wire.tcp_exchange(server, QUERY, 2.0))
     for ex in (udp, tcp):
         ev = ex.to_evidence()
-        assert ev["outcome"] == "answer" and ev["rcode"] == "NOERROR"
-        assert ev["answers"] == [{"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "127.0.0.2"}]
-        assert ev["ra"] is True and ev["aa"] is False and ev["tc"] is False
+        assert ev.outcome == "answer" and ev.rcode == "NOERROR"
+        assert ev.to_json()["answers"] == [
+            {"name": "yummyrecipesforme.com.", "type": "A", "ttl": 300, "value": "127.0.0.2"}
+        ]
+        assert ev.ra is True and ev.aa is False and ev.tc is False
     assert "1/0/0 A 127.0.0.2" in udp.packets[1]
 
 
@@ -72,7 +74,7 @@ def test_stray_and_mismatched_datagrams_are_ignored() -> None:
 def test_refused_is_an_answer_not_a_failure_of_the_transport() -> None:
     with dns_server(Behaviour(rcode=dns.rcode.REFUSED)) as (host, port, _):
         ex = run(wire.udp_exchange(Server(host, port), QUERY, 2.0))
-    assert ex.outcome == wire.ANSWER and ex.to_evidence()["rcode"] == "REFUSED"
+    assert ex.outcome == wire.ANSWER and ex.to_evidence().rcode == "REFUSED"
 
 
 def test_silence_is_retried_within_the_budget() -> None:
@@ -111,10 +113,11 @@ def test_a_burst_of_a_thousand_needs_one_socket_whatever_the_open_file_limit() -
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     # More queries in flight than the process may open files: all sent, on one socket; answers matched by id.
-    assert stats["sent"] == 1000 and stats["received"] > 0
-    assert stats["outcomes"].get("local-error", 0) == 0 and stats["first_answer"]["rcode"] == "NOERROR"
+    assert stats.sent == 1000 and stats.received > 0
+    assert stats.outcomes.get("local-error", 0) == 0
+    assert stats.first_answer is not None and stats.first_answer.rcode == "NOERROR"
 
 
 def test_a_burst_at_a_closed_port_counts_icmp_errors_not_answers() -> None:
     stats = run(wire.burst(Server("127.0.0.1", closed_port()), lambda: QUERY, 5, 0.01, 0.3))
-    assert stats["received"] == 0 and stats["loss"] == 1.0 and stats["outcomes"].get("icmp", 0) >= 1
+    assert stats.received == 0 and stats.loss == 1.0 and stats.outcomes.get("icmp", 0) >= 1
