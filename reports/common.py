@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from reports import Document
+from runbook.evidence import packet_lines
+from runbook.model import Finding
+
+
+def findings(doc: Document) -> dict[str, Finding]:
+    """The document's findings by id, in its order, each with its evidence read back into its kind
+    (:mod:`runbook.evidence`): what a renderer reads of the evidence, it reads typed."""
+    return {f["id"]: Finding.from_dict(f) for f in doc["findings"]}
 
 
 def packet_log(doc: Document) -> list[str]:
@@ -10,10 +18,13 @@ def packet_log(doc: Document) -> list[str]:
 
     Lines start with tcpdump's ``HH:MM:SS.ffffff`` time, so they sort as text within a run.
     """
-    by_id = {f["id"]: f for f in doc["findings"]}
-    ids = [i for i in doc["verdict"]["findings"] if by_id.get(i, {}).get("evidence", {}).get("packets")]
-    if not ids:
-        ids = [f["id"] for f in doc["findings"] if f["step"] == "udp53"]
-    lines = [line for i in ids for line in by_id[i]["evidence"].get("packets", [])]
+    by_id = findings(doc)
+
+    def packets(fid: str) -> tuple[str, ...]:
+        f = by_id.get(fid)
+        return packet_lines(f.evidence) if f else ()
+
+    ids = [i for i in doc["verdict"]["findings"] if packets(i)] or [i for i, f in by_id.items() if f.step == "udp53"]
+    lines = [line for i in ids for line in packets(i)]
     # Sorted by the time stamp alone, and stably, so that lines of one instant keep the probe's order.
     return sorted(dict.fromkeys(lines), key=lambda line: line.split(" ", 1)[0])

@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from reports import Document, each
-from reports.common import packet_log
+from reports.common import findings, packet_log
 from reports.escape import code_span, fence, markdown
+from runbook.evidence import CaptureFile, Compared, Resolution, UdpProbe
+from runbook.model import Finding
 
 
 def _when(rfc3339: str) -> str:
@@ -23,32 +25,32 @@ def _when(rfc3339: str) -> str:
         return rfc3339
 
 
-def _traffic(doc: Document, by_id: dict[str, Any]) -> list[str]:
+def _traffic(doc: Document, by_id: Mapping[str, Finding]) -> list[str]:
     """The seed's first paragraph: which query went where, over which protocol, and what came back."""
     target = doc["target"]
     name = markdown(target.get("display_name") or target["name"])
     lines: list[str] = []
-    for fid in [f["id"] for f in doc["findings"] if f["step"] == "udp53"]:
-        ev = by_id[fid]["evidence"]
-        server = markdown(by_id[fid].get("server", ""))
-        outcome = ev.get("outcome")
-        said = f"UDP was used to ask the DNS server {server} for the {markdown(target['type'])} record of {name}."
-        if outcome == "icmp":
-            icmp = ev.get("icmp", {})
-            origin = "the server" if icmp.get("from_server") else markdown(icmp.get("offender"))
+    for f in by_id.values():
+        ev = f.evidence
+        if not isinstance(ev, UdpProbe):
+            continue
+        said = f"UDP was used to ask the DNS server {markdown(f.server or '')} for the {markdown(target['type'])} "
+        said += f"record of {name}."
+        if ev.outcome == "icmp" and ev.icmp is not None:
+            origin = "the server" if ev.icmp.from_server else markdown(ev.icmp.offender)
             said += (
                 f" ICMP was used to respond with an error message: {origin} sent "
-                f"*{markdown(icmp.get('name'))}* (type {icmp.get('type')}, code {icmp.get('code')})."
+                f"*{markdown(ev.icmp.name)}* (type {ev.icmp.type}, code {ev.icmp.code})."
             )
-        elif outcome == "answer":
+        elif ev.outcome == "answer":
             said += (
-                f" The server answered {markdown(ev.get('rcode'))} with flags "
-                f"{markdown(' '.join(ev.get('flags', [])) or 'none')} in {1000 * (ev.get('rtt_s') or 0):.1f} ms."
+                f" The server answered {markdown(ev.rcode)} with flags "
+                f"{markdown(' '.join(ev.flags) or 'none')} in {1000 * (ev.rtt_s or 0):.1f} ms."
             )
-        elif outcome == "timeout":
-            said += f" Nothing came back to {ev.get('sent', 1)} queries: no answer and no ICMP error."
+        elif ev.outcome == "timeout":
+            said += f" Nothing came back to {ev.sent or 1} queries: no answer and no ICMP error."
         else:
-            said += f" The query could not be sent: {markdown(ev.get('detail') or ev.get('errno'))}."
+            said += f" The query could not be sent: {markdown(ev.detail or ev.errno)}."
         lines.append(said)
     return lines
 
@@ -56,7 +58,7 @@ def _traffic(doc: Document, by_id: dict[str, Any]) -> list[str]:
 def render(doc: Document) -> str:
     target = doc["target"]
     verdict = doc["verdict"]
-    by_id = {f["id"]: f for f in doc["findings"]}
+    by_id = findings(doc)
     name = markdown(target.get("display_name") or target["name"])
     out: list[str] = [
         f"# DNS incident report: {name}",
@@ -87,25 +89,26 @@ def render(doc: Document) -> str:
         *_window(doc.get("outage")),
         "## How it was found",
         "",
-        _how(doc, name),
+        _how(doc, by_id, name),
         "",
     ]
     out += _tested(doc, by_id)
-    out += _answered(doc)
+    out += _answered(by_id)
     out += _cause(verdict)
     out += _verification(doc.get("verification"))
     out += ["", f"Exit code {doc['exit_code']}.", ""]
     return "\n".join(out)
 
 
-def _how(doc: Document, name: str) -> str:
+def _how(doc: Document, by_id: Mapping[str, Finding], name: str) -> str:
     target = doc["target"]
     servers = markdown(", ".join(target["servers"]) or "no server")
     if doc.get("command") == "analyze":
-        capture = doc["findings"][0]["evidence"] if doc["findings"] else {}
+        capture = next((f.evidence for f in by_id.values() if isinstance(f.evidence, CaptureFile)), None)
+        wait = capture.wait_s if capture and capture.wait_s is not None else "?"
         return (
             f"`runbook analyze` read {markdown(target['servers_from'])}: every query to {servers} matched to its "
-            f"answer, to the ICMP error that quotes it, or to nothing within {capture.get('wait_s', '?')} s; "
+            f"answer, to the ICMP error that quotes it, or to nothing within {wait} s; "
             f"{name} ({markdown(target['type'])}) is the name diagnosed."
         )
     return (
@@ -115,19 +118,24 @@ def _how(doc: Document, name: str) -> str:
     )
 
 
-def _tested(doc: Document, by_id: Mapping[str, Document]) -> list[str]:
+def _tested(doc: Document, by_id: Mapping[str, Finding]) -> list[str]:
     out = ["## What was tested", "", "| step | status | finding |", "|---|---|---|"]
     for step in doc["steps"]:
         if not step["findings"]:
             out.append(f"| {markdown(step['id'])} | {step['status']} | {markdown(step.get('reason') or '')} |")
         for fid in step["findings"]:
             f = by_id[fid]
-            out.append(f"| {markdown(step['id'])} | {f['status']} | {markdown(f['summary'])} |")
+            out.append(f"| {markdown(step['id'])} | {f.status.value} | {markdown(f.summary)} |")
     return out
 
 
-def _answered(doc: Document) -> list[str]:
-    answered = [f for f in doc["findings"] if f["step"] in ("resolve", "compare") and "rcode" in f["evidence"]]
+def _answered(by_id: Mapping[str, Finding]) -> list[str]:
+    """The answers of the configured servers (resolve) and of the references (compare), side by side."""
+    answered = [
+        (f, f.evidence)
+        for f in by_id.values()
+        if isinstance(f.evidence, Resolution | Compared) and f.evidence.rcode is not None
+    ]
     if not answered:
         return []
     out = [
@@ -137,13 +145,12 @@ def _answered(doc: Document) -> list[str]:
         "| server | role | rcode | flags | answer |",
         "|---|---|---|---|---|",
     ]
-    for f in answered:
-        ev = f["evidence"]
-        role = ev.get("role") or ("system" if f["id"] == "resolve/system" else "configured")
-        values = ", ".join(f"{a.get('type')} {a.get('value')}" for a in ev.get("answers", [])) or "—"
+    for f, ev in answered:
+        role = ev.role if isinstance(ev, Compared) else "configured"
+        values = ", ".join(f"{a.type} {a.value}" for a in ev.answers) or "—"
         out.append(
-            f"| {markdown(f.get('server', ''))} | {role} | {markdown(ev.get('rcode'))} | "
-            f"{markdown(' '.join(ev.get('flags', [])))} | {markdown(values)} |"
+            f"| {markdown(f.server or '')} | {role} | {markdown(ev.rcode)} | "
+            f"{markdown(' '.join(ev.flags))} | {markdown(values)} |"
         )
     return out
 

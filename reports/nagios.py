@@ -9,10 +9,11 @@ labels quoted (a quote inside doubled), no ``|`` in the text. The exit code stay
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from reports import Document
+from reports.common import findings
 from reports.escape import terminal
+from runbook.evidence import Ping, TcpProbe, UdpProbe
 from runbook.model import worst_exit_code
 
 WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
@@ -55,24 +56,22 @@ def _perfdata(doc: Document, prefix: bool) -> list[str]:
     name = f"{_name(doc)}_" if prefix else ""
     options = doc["target"].get("options", {})
     out = [f"{_label(name + 'time')}={doc['duration_s']:.6f}s;;;0"]
-    for f in doc["findings"]:
-        ev: dict[str, Any] = f.get("evidence", {})
-        server = f.get("server", "")
-        if f["step"] == "udp53":
-            if ev.get("outcome") == "answer" and ev.get("rtt_s") is not None:
-                out.append(f"{_label(f'{name}udp_rtt_{server}')}={ev['rtt_s']:.6f}s;;;0")
-            burst = ev.get("burst")
-            if isinstance(burst, dict):
+    for f in findings(doc).values():
+        ev, server = f.evidence, f.server or ""
+        if isinstance(ev, UdpProbe):
+            if ev.answered and ev.rtt_s is not None:
+                out.append(f"{_label(f'{name}udp_rtt_{server}')}={ev.rtt_s:.6f}s;;;0")
+            if ev.burst is not None:
                 warn = options.get("max_loss")
                 out.append(
-                    f"{_label(f'{name}loss_{server}')}={burst['loss'] * 100:.1f}%;"
+                    f"{_label(f'{name}loss_{server}')}={ev.burst.loss * 100:.1f}%;"
                     f"{warn * 100 if isinstance(warn, (int, float)) else ''};;0;100"
                 )
-                if burst.get("rtt_median_s") is not None:
+                if ev.burst.rtt_median_s is not None:
                     rtt_warn = options.get("max_rtt_s", "")
-                    out.append(f"{_label(f'{name}median_rtt_{server}')}={burst['rtt_median_s']:.6f}s;{rtt_warn};;0")
-        elif f["step"] == "tcp53" and ev.get("outcome") == "answer" and ev.get("rtt_s") is not None:
-            out.append(f"{_label(f'{name}tcp_rtt_{server}')}={ev['rtt_s']:.6f}s;;;0")
-        elif f["step"] == "ping" and ev.get("sent"):
-            out.append(f"{_label(f'{name}ping_loss_{server}')}={ev.get('loss', 0) * 100:.1f}%;;;0;100")
+                    out.append(f"{_label(f'{name}median_rtt_{server}')}={ev.burst.rtt_median_s:.6f}s;{rtt_warn};;0")
+        elif isinstance(ev, TcpProbe) and ev.answered and ev.rtt_s is not None:
+            out.append(f"{_label(f'{name}tcp_rtt_{server}')}={ev.rtt_s:.6f}s;;;0")
+        elif isinstance(ev, Ping) and ev.sent:
+            out.append(f"{_label(f'{name}ping_loss_{server}')}={ev.lost * 100:.1f}%;;;0;100")
     return out

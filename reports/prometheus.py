@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from reports import Document
+from reports.common import findings
+from runbook.evidence import Compared, Ping, UdpProbe
 from runbook.model import VerdictCode
 
 # One enum of codes for the rule table, this writer and the JSON Schema (tests/unit/test_rules.py).
@@ -64,24 +66,22 @@ def _samples(doc: Document, add: Callable[[str, list[str], float], None]) -> Non
         add("runbook_verdict", [target, code], 1 if code == v["code"] else 0)
     for s in doc["steps"]:
         add("runbook_step_status", [target, s["id"], s["status"]], 1)
-    for f in doc["findings"]:
-        ev = f.get("evidence", {})
-        server = str(f.get("server", ""))
-        if f["step"] == "udp53":
+    for f in findings(doc).values():
+        ev, server = f.evidence, f.server or ""
+        if isinstance(ev, UdpProbe):
             _udp_samples(target, server, ev, add)
-        elif f["step"] == "compare" and ev.get("soa_serial") is not None:
-            add("probe_dns_serial", [target, server], ev["soa_serial"])
-        elif f["step"] == "ping":
-            add("runbook_server_up", [target, server], 1 if ev.get("received") else 0)
+        elif isinstance(ev, Compared) and ev.soa_serial is not None:
+            add("probe_dns_serial", [target, server], ev.soa_serial)
+        elif isinstance(ev, Ping):
+            add("runbook_server_up", [target, server], 1 if ev.received else 0)
 
 
-def _udp_samples(target: str, server: str, ev: Document, add: Callable[[str, list[str], float], None]) -> None:
-    if ev.get("outcome") == "answer":
-        add("probe_dns_lookup_time_seconds", [target, server], ev.get("rtt_s") or 0)
-        add("probe_dns_answer_rrs", [target, server], len(ev.get("answers", [])))
-        add("probe_dns_rcode", [target, server], RCODES.get(str(ev.get("rcode")), -1))
-    burst = ev.get("burst")
-    if isinstance(burst, dict):
-        add("runbook_dns_loss_ratio", [target, server], burst.get("loss", 0))
-        if burst.get("rtt_median_s") is not None:
-            add("runbook_dns_rtt_median_seconds", [target, server], burst["rtt_median_s"])
+def _udp_samples(target: str, server: str, ev: UdpProbe, add: Callable[[str, list[str], float], None]) -> None:
+    if ev.answered:
+        add("probe_dns_lookup_time_seconds", [target, server], ev.rtt_s or 0)
+        add("probe_dns_answer_rrs", [target, server], len(ev.answers))
+        add("probe_dns_rcode", [target, server], RCODES.get(str(ev.rcode), -1))
+    if ev.burst is not None:
+        add("runbook_dns_loss_ratio", [target, server], ev.burst.loss)
+        if ev.burst.rtt_median_s is not None:
+            add("runbook_dns_rtt_median_seconds", [target, server], ev.burst.rtt_median_s)

@@ -358,6 +358,13 @@ class Ping(Evidence, frozen=True, kw_only=True):
     def by_icmp(self) -> bool:
         return self.method.startswith("icmp")
 
+    @property
+    def lost(self) -> float:
+        """The share of probes without a reply (a captured ping records no loss of its own: it is counted)."""
+        if self.loss is not None:
+            return self.loss
+        return 1 - self.received / self.sent if self.sent else 0.0
+
 
 # -- firewall -------------------------------------------------------------------------------------------------
 
@@ -719,6 +726,11 @@ class ControlView(Evidence, frozen=True, kw_only=True):
     warnings: tuple[str, ...] = ()
     """Trouble that is not overload (most answers SERVFAIL)."""
     words: str = ""
+
+
+def packet_lines(e: Evidence) -> tuple[str, ...]:
+    """The packets a finding's evidence carries, as tcpdump's lines: the probes' own, or the capture's."""
+    return e.packets if isinstance(e, UdpProbe | TcpProbe | Resolution | Unsolicited) else ()
 
 
 # -- which kind a finding holds ----------------------------------------------------------------------------------

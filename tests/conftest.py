@@ -43,7 +43,19 @@ def validate_document(doc: dict[str, Any]) -> dict[str, Any]:
             "run document does not match runbook.run/v1: "
             + "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
         )
+    _evidence_is_typed(doc)
     return doc
+
+
+def _evidence_is_typed(doc: dict[str, Any]) -> None:
+    """Every finding's evidence is exactly its kind's document form: it reads back into the kind its step and id
+    name (never kept as unread), and writes out again key for key."""
+    from runbook.evidence import Unread, parse
+
+    for f in doc.get("findings", []):
+        typed = parse(f["step"], f["id"], f["evidence"])
+        if isinstance(typed, Unread) or typed.to_json() != (f["evidence"] or {}):
+            pytest.fail(f"finding {f['id']}: its evidence is not its kind's ({type(typed).__name__}): {f['evidence']}")
 
 
 def finding(fid: str, step: str, status: Any, summary: str, evidence: Any = None, **kw: Any) -> Any:

@@ -178,5 +178,6 @@ def test_the_authoritative_servers_control_channels(lab: Lab) -> None:
     doc = validate_document(json.loads(proc.stdout))
     assert doc["verdict"]["code"] == "healthy", doc["verdict"]
     views = {f["id"]: f for f in doc["findings"] if f["step"] == "control"}
-    assert views["control/nsd"]["status"] == "ok" and "queries_per_s" in views["control/nsd"]["evidence"], views
+    nsd = views["control/nsd"]
+    assert nsd["status"] == "ok" and nsd["evidence"]["queries_per_s"] is not None, views
     assert views["control/knotd"]["status"] == "ok", views

@@ -111,3 +111,35 @@ def test_escapers() -> None:
     assert markdown("[a](javascript:x) | ~~y~~ &amp;") == "\\[a\\](javascript:x) \\| \\~\\~y\\~\\~ \\&amp;"
     assert code_span("a`b") == "``a`b``"
     assert fence(["```"]).startswith("````")
+
+
+def test_a_run_stored_by_the_earlier_version_renders_with_its_evidence() -> None:
+    """Documents written before the evidence was typed (keys left out where nothing was seen) read back into
+    their kinds: every format still shows what they recorded, and nothing of it is kept aside as unread."""
+    from pathlib import Path
+
+    from reports.common import findings
+    from runbook.evidence import Unread
+
+    runs = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
+    incident = json.loads((runs / "v1-0.1-incident.json").read_text())
+    hijack = json.loads((runs / "v1-0.1-hijack.json").read_text())
+    for doc in (incident, hijack):
+        assert not [f.id for f in findings(doc).values() if isinstance(f.evidence, Unread)]
+        for fmt, render in RENDERERS.items():
+            assert render([doc]), fmt
+    report = RENDERERS["markdown"]([incident])
+    assert "*port-unreachable* (type 3, code 3)" in report and "udp port 53723 unreachable" in report
+    answered = RENDERERS["markdown"]([hijack])
+    assert "| authoritative | NOERROR |" in answered and "A 198.51.100.66" in answered
+    metrics = RENDERERS["prometheus"]([hijack])
+    assert 'probe_dns_answer_rrs{server="127.53.0.1:' in metrics and "runbook_dns_loss_ratio" in metrics
+    assert "'udp_rtt_127.53.0.1:" in RENDERERS["nagios"]([hijack])
+
+
+def test_evidence_that_is_not_of_its_kind_is_kept_as_it_was_and_read_by_no_rule() -> None:
+    from runbook.evidence import Unread, parse
+
+    odd = {"outcome": 42, "note": "written by hand"}
+    kept = parse("udp53", "udp53/192.0.2.1", odd)
+    assert isinstance(kept, Unread) and kept.to_json() == odd
