@@ -806,7 +806,6 @@ def serve(
 
 def run(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI with bad usage mapped to exit 3 and one line, and never a traceback."""
-    command = typer.main.get_command(app)
     args = argv if argv is not None else sys.argv[1:]
     if not args:  # no arguments: the help, and success (click would call it a usage error)
         args = ["--help"]
@@ -817,8 +816,9 @@ def run(argv: list[str] | None = None) -> NoReturn:
             f"(e.g. runbook diagnose NAME --server {dig_style[1:]})\n"
         )
         sys.exit(EXIT_UNKNOWN)
+    command, args, prog = _click_command(args)
     try:
-        code = command.main(args=args, prog_name="runbook", standalone_mode=False)
+        code = command.main(args=args, prog_name=prog, standalone_mode=False)
     except typer.Exit as e:
         code = e.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -833,6 +833,24 @@ def run(argv: list[str] | None = None) -> NoReturn:
         sys.stderr.write(f"runbook: internal error: {type(e).__name__}: {e} (RUNBOOK_DEBUG=1 shows the traceback)\n")
         code = EXIT_UNKNOWN
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_command(args: list[str]) -> tuple[Any, list[str], str]:
+    """The click command that runs ``args``: the subcommand named alone (building every command's click object
+    costs tens of milliseconds of each run, a tenth of the seed's verdict), else the whole group (the root's help,
+    its options, shell completion, a mistyped command)."""
+    if args[0][:1] not in ("", "-"):
+        from typer.main import get_command_from_info, get_command_name
+
+        for info in app.registered_commands:
+            name = info.name or (get_command_name(info.callback.__name__) if info.callback else "")
+            if name == args[0]:
+                command = get_command_from_info(
+                    info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode
+                )
+                command.context_settings = {**command.context_settings, **(app.info.context_settings or {})}
+                return command, args[1:], f"runbook {name}"
+    return typer.main.get_command(app), args, "runbook"
 
 
 def _is_usage_error(e: Exception) -> bool:
