@@ -795,3 +795,25 @@ def parse(step: str, finding_id: str, doc: Any) -> Evidence:
         return kind.from_json(doc)
     except msgspec.ValidationError:
         return Unread(data=dict(doc))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of every kind (``runbook/schema/evidence-v1.json`` is this, shipped): a finding's evidence
+    is the kind ``x-kind-by-id`` names for its id, else ``x-kind-by-step`` for its step (``/error`` ids hold a
+    Failure; a capture's udp53 and tcp53 findings the ``x-captured`` kinds)."""
+    every = {*_BY_STEP.values(), *_BY_ID.values(), *_CAPTURED.values(), Failure, Empty}
+    kinds = sorted(every, key=lambda k: k.__name__)
+    _, defs = msgspec.json.schema_components(kinds, ref_template="#/$defs/{name}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://dns-runbook.invalid/schema/run-v1/evidence.json",
+        "title": "runbook.run/v1: the evidence of a finding, by kind",
+        "description": (
+            "Every key of a kind is written, null (or empty) for what was not seen; documents of earlier versions "
+            "may leave keys out, which then take their defaults."
+        ),
+        "x-kind-by-id": {fid: kind.__name__ for fid, kind in sorted(_BY_ID.items())},
+        "x-kind-by-step": {step: kind.__name__ for step, kind in sorted(_BY_STEP.items())},
+        "x-captured": {kind.__name__: captured.__name__ for kind, captured in _CAPTURED.items()},
+        "$defs": dict(sorted(defs.items())),
+    }

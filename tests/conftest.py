@@ -56,6 +56,22 @@ def _evidence_is_typed(doc: dict[str, Any]) -> None:
         typed = parse(f["step"], f["id"], f["evidence"])
         if isinstance(typed, Unread) or typed.to_json() != (f["evidence"] or {}):
             pytest.fail(f"finding {f['id']}: its evidence is not its kind's ({type(typed).__name__}): {f['evidence']}")
+        errors = list(_kind_validator(type(typed).__name__).iter_errors(f["evidence"]))
+        if errors:
+            pytest.fail(f"finding {f['id']}: evidence-v1.json's {type(typed).__name__} refuses it: {errors[0].message}")
+
+
+_KIND_VALIDATORS: dict[str, Any] = {}
+
+
+def _kind_validator(kind: str) -> Any:
+    """A validator of one kind of the shipped evidence schema."""
+    if kind not in _KIND_VALIDATORS:
+        from runbook.schema import evidence_schema
+
+        schema = evidence_schema()
+        _KIND_VALIDATORS[kind] = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
+    return _KIND_VALIDATORS[kind]
 
 
 def finding(fid: str, step: str, status: Any, summary: str, evidence: Any = None, **kw: Any) -> Any:

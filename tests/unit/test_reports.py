@@ -143,3 +143,15 @@ def test_evidence_that_is_not_of_its_kind_is_kept_as_it_was_and_read_by_no_rule(
     odd = {"outcome": 42, "note": "written by hand"}
     kept = parse("udp53", "udp53/192.0.2.1", odd)
     assert isinstance(kept, Unread) and kept.to_json() == odd
+
+
+def test_the_shipped_evidence_schema_is_the_kinds() -> None:
+    """runbook/schema/evidence-v1.json is written from the kinds themselves; a kind changed without it fails here.
+    To write it again: python -c "import json; from runbook.evidence import json_schema;
+    open('runbook/schema/evidence-v1.json', 'w').write(json.dumps(json_schema(), indent=1) + '\\n')"."""
+    from runbook.evidence import json_schema
+    from runbook.schema import evidence_schema
+
+    assert evidence_schema() == json.loads(json.dumps(json_schema()))
+    names = set(evidence_schema()["$defs"])
+    assert {"UdpProbe", "CapturedUdp", "Compared", "Authorities", "FirewallPaths", "Load", "ControlView"} <= names
