@@ -801,7 +801,7 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of every kind (``runbook/schema/evidence-v1.json`` is this, shipped): a finding's evidence
     is the kind ``x-kind-by-id`` names for its id, else ``x-kind-by-step`` for its step (``/error`` ids hold a
     Failure; a capture's udp53 and tcp53 findings the ``x-captured`` kinds)."""
-    every = {*_BY_STEP.values(), *_BY_ID.values(), *_CAPTURED.values(), Failure, Empty}
+    every: set[type[Evidence]] = {*_BY_STEP.values(), *_BY_ID.values(), *_CAPTURED.values(), Failure, Empty}
     kinds = sorted(every, key=lambda k: k.__name__)
     _, defs = msgspec.json.schema_components(kinds, ref_template="#/$defs/{name}")
     return {
