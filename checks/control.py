@@ -14,10 +14,10 @@ import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from runbook.evidence import ControlView, Daemon
@@ -26,8 +26,7 @@ from runbook.model import Finding, Status
 TIMEOUT = 3.0
 
 
-@dataclass(frozen=True)
-class Channel:
+class Channel(msgspec.Struct, frozen=True):
     tool: str
     argv: Callable[[str | None], list[str]]
     off: Callable[[str | None], str | None]

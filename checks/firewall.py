@@ -17,10 +17,10 @@ import os
 import shutil
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from checks import netfilter
@@ -74,8 +74,7 @@ async def _run(argv: list[str], timeout: float) -> tuple[str | None, str | None]
     return out.decode(errors="replace"), None
 
 
-@dataclass
-class Rulesets:
+class Rulesets(msgspec.Struct):
     """What was read of this host's rules: the tables, the sources read, and what could not be read."""
 
     tables: list[netfilter.Table]
@@ -274,8 +273,7 @@ def _evaluate(
     return Route(local, local_server), paths
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     local_address: str
     local_server: bool
     """The server is on this host (loopback, or one of its own addresses)."""

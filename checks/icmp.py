@@ -10,7 +10,8 @@ import errno as errno_mod
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
+
+import msgspec
 
 # What a failure means for the diagnosis: the evidence's words.
 from runbook.evidence import (
@@ -70,8 +71,7 @@ ICMP6: dict[tuple[int, int], tuple[str, str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class SockError:
+class SockError(msgspec.Struct, frozen=True):
     """One entry of a socket's error queue: an ICMP error, or a local error of the sending host."""
 
     origin: str

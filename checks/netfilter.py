@@ -17,9 +17,9 @@ import gc
 import ipaddress
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from checks import nftexpr
@@ -45,8 +45,7 @@ class RulesetError(Exception):
     """A ruleset in a form this reader does not know."""
 
 
-@dataclass(frozen=True)
-class Packet:
+class Packet(msgspec.Struct, frozen=True):
     """One packet of the DNS exchange, as netfilter sees it at ``hook``."""
 
     hook: str
@@ -80,15 +79,14 @@ Match = Callable[[Packet], Tri]
 MapEntry = tuple[Any, str, str | None]
 
 
-@dataclass
-class Rule:
+class Rule(msgspec.Struct):
     source: str
     family: str
     table: str
     chain: str
     handle: str | None
     text: str
-    matches: list[tuple[Match, str]] = field(default_factory=list)
+    matches: list[tuple[Match, str]] = msgspec.field(default_factory=list)
     verdict: str | None = None
     """accept, drop, reject, queue, jump, goto, return, continue; ``map`` for a verdict map; ``unknown`` for a
     statement this reader does not model (it might decide); None for a rule that only counts or logs."""
@@ -108,28 +106,25 @@ class Rule:
         )
 
 
-@dataclass
-class Chain:
+class Chain(msgspec.Struct):
     name: str
-    rules: list[Rule] = field(default_factory=list)
+    rules: list[Rule] = msgspec.field(default_factory=list)
     hook: str | None = None
     priority: int = 0
     policy: str = "accept"
 
 
-@dataclass
-class Table:
+class Table(msgspec.Struct):
     source: str
     family: str
     name: str
-    chains: dict[str, Chain] = field(default_factory=dict)
+    chains: dict[str, Chain] = msgspec.field(default_factory=dict)
 
     def applies_to(self, family: int) -> bool:
         return self.family in ("inet", "ip" if family == 4 else "ip6")
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     verdict: str
     """accept, drop, reject or queue."""
     rule: Citation | None
@@ -160,8 +155,7 @@ def _not(value: Tri) -> Tri:
     return None if value is None else not value
 
 
-@dataclass(frozen=True)
-class ValueSet:
+class ValueSet(msgspec.Struct, frozen=True):
     """The right-hand side of a match: single values, prefixes and ranges."""
 
     values: frozenset[Any] = frozenset()
@@ -604,9 +598,8 @@ def _maybe_not(m: Match, negate: bool) -> Match:
 # -- evaluation -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Walk:
-    may_match: list[Citation] = field(default_factory=list)
+class _Walk(msgspec.Struct):
+    may_match: list[Citation] = msgspec.field(default_factory=list)
     depth: int = 0
 
 

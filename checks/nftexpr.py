@@ -20,8 +20,9 @@ import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 Tri = bool | None
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -51,14 +52,12 @@ ABSENT = _Sentinel("ABSENT")
 UNKNOWN = _Sentinel("UNKNOWN")
 
 
-@dataclass(frozen=True)
-class Ports:
+class Ports(msgspec.Struct, frozen=True):
     lo: int
     hi: int
 
 
-@dataclass(frozen=True)
-class Proto:
+class Proto(msgspec.Struct, frozen=True):
     """A transport protocol, equal to its name and to its number."""
 
     name: str
@@ -72,8 +71,7 @@ class Proto:
         return None
 
 
-@dataclass(frozen=True)
-class Bits:
+class Bits(msgspec.Struct, frozen=True):
     """A bitmask of which only some bits are known (``ct status``: the NAT bits, where no rule does NAT)."""
 
     value: int
@@ -84,16 +82,14 @@ CT_STATUS = {"expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat
 NAT_BITS = CT_STATUS["snat"] | CT_STATUS["dnat"]
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(msgspec.Struct, frozen=True):
     """An interval, both ends included, of numbers or of addresses of one version."""
 
     lo: Any
     hi: Any
 
 
-@dataclass(frozen=True)
-class Concat:
+class Concat(msgspec.Struct, frozen=True):
     parts: tuple[Any, ...]
 
 

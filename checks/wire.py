@@ -20,7 +20,6 @@ import statistics
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import dns.entropy
@@ -29,6 +28,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import msgspec
 
 from checks import packetlog
 from checks.icmp import IP_RECVERR, IPV6_RECVERR, SockError, parse_extended_err, same_address
@@ -61,8 +61,7 @@ PACKET_LOG: contextvars.ContextVar[bool] = contextvars.ContextVar("packet_log", 
 exporter whose answer is Prometheus text shows none, and skips the work."""
 
 
-@dataclass
-class Exchange:
+class Exchange(msgspec.Struct):
     """What one query attempt saw. ``outcome`` is one of the module's constants."""
 
     transport: str
@@ -78,7 +77,7 @@ class Exchange:
     error: SockError | None = None
     errno: int | None = None
     detail: str | None = None
-    packets: list[str] = field(default_factory=list)
+    packets: list[str] = msgspec.field(default_factory=list)
 
     @property
     def definitive(self) -> bool:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import IO
+
+from msgspec.structs import replace
 
 from checks.analyze import Analyzer, ServerStats
 from checks.capture import Source, open_capture

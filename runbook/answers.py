@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from runbook.evidence import Record
 
@@ -28,8 +29,7 @@ def _norm(rtype: str, value: str) -> str:
     return value.lower()
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(msgspec.Struct, frozen=True):
     """Where a server's answer leads: the CNAME chain walked from the question, and the records at its end."""
 
     chain: tuple[str, ...]

@@ -8,9 +8,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from runbook.errors import InputError
 from runbook.model import Server, Target
@@ -20,8 +21,7 @@ MAX_TIMEOUT = 60.0
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     """Everything one run needs to know, built by the CLI (or a test) before any I/O."""
 
     target: Target
@@ -62,7 +62,7 @@ class Settings:
     """Where servers named in these settings came from: the command line, or ``config FILE:LINE``."""
     explain: bool = False
     """Keep every rule's test in the verdict (--explain)."""
-    options: dict[str, object] = field(default_factory=dict)
+    options: dict[str, object] = msgspec.field(default_factory=dict)
 
     @property
     def system_lookup(self) -> bool:
@@ -280,7 +280,7 @@ def build(  # noqa: PLR0913 (one keyword per setting a user can give)
     origin: str = DEFAULTS.origin,
 ) -> Settings:
     """Settings from what a user typed or wrote in a config file; every value is validated here."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     if not 0 <= count <= 1000:
         raise InputError(f"--count {count} is out of range: give 0 to 1000 queries")
@@ -389,8 +389,7 @@ _TOP = {
 _PER_TARGET = set(_TYPES)
 
 
-@dataclass(frozen=True)
-class ConfigTarget:
+class ConfigTarget(msgspec.Struct, frozen=True):
     settings: Settings
     expect_verdict: str
     line: int
@@ -447,8 +446,7 @@ def load_config(path: Path, known_steps: Sequence[str]) -> tuple[list[ConfigTarg
     return result, int(concurrency)
 
 
-@dataclass(frozen=True)
-class _ConfigReader:
+class _ConfigReader(msgspec.Struct, frozen=True):
     """Checks a runbook.toml's keys, and says where a mistake is (file, line, target)."""
 
     path: Path
@@ -489,8 +487,7 @@ class _ConfigReader:
         return ConfigTarget(settings, expect_verdict, _nth_target_line(self.text, i))
 
 
-@dataclass(frozen=True)
-class Module:
+class Module(msgspec.Struct, frozen=True):
     """A probe module of ``runbook serve``: how to diagnose, and which names may be asked for."""
 
     name: str

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from runbook.config import Settings
 from runbook.evidence import Empty, Evidence
@@ -17,8 +18,7 @@ from runbook.hostfiles import ResolvConf
 from runbook.model import Finding, Server, Status, StepResult
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(msgspec.Struct, frozen=True):
     step: str
     settings: Settings
     servers: tuple[Server, ...]
@@ -27,8 +27,8 @@ class Context:
     resolv_error: str | None
     deadline: float
     """``time.monotonic()`` value by which the step must be done."""
-    needs: Mapping[str, StepResult] = field(default_factory=dict)
-    running: Mapping[str, asyncio.Task[StepResult]] = field(default_factory=dict)
+    needs: Mapping[str, StepResult] = msgspec.field(default_factory=dict)
+    running: Mapping[str, asyncio.Task[StepResult]] = msgspec.field(default_factory=dict)
     """The other steps of the run, still running or done: a check may watch one (never start or cancel it)."""
 
     def time_left(self) -> float:

@@ -13,7 +13,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import dns.asyncquery
@@ -26,6 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zone
+from msgspec.structs import replace
 
 from runbook.config import Settings
 from runbook.model import Run, Server

@@ -10,7 +10,9 @@ every rule, whether it matched and on which evidence (``--explain``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+
+import msgspec
+from msgspec.structs import replace
 
 from runbook.facts import HostFacts, RunFacts, ServerFacts, dns_values
 from runbook.gather import Hosts, References, Site, gather
@@ -35,8 +37,7 @@ _STEP_ORDER = {
 FAILS_FAST = frozenset({SERVICE_DOWN, REFUSED, LOCAL_FIREWALL})
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(msgspec.Struct, frozen=True):
     """A rule that matched, on one server (or on the run), with its words."""
 
     rule: Rule
@@ -51,8 +52,7 @@ class Match:
         return self.rule.code
 
 
-@dataclass(frozen=True)
-class Test:
+class Test(msgspec.Struct, frozen=True):
     """One condition of one rule, as --explain shows it."""
 
     text: str
@@ -63,8 +63,7 @@ class Test:
         return {"text": self.text, "holds": self.holds, **({"seen": self.seen} if self.seen else {})}
 
 
-@dataclass(frozen=True)
-class RuleCheck:
+class RuleCheck(msgspec.Struct, frozen=True):
     """A rule asked of one server (or of the run): did it match, and on which evidence."""
 
     rule: str
@@ -282,8 +281,7 @@ def _healthy_verdict(
 AVAILABILITY = frozenset({SERVICE_DOWN, PORT_FILTERED, BLOCKED_IN_PATH, UNREACHABLE, REFUSED, TCP_FALLBACK})
 
 
-@dataclass(frozen=True)
-class _Impact:
+class _Impact(msgspec.Struct, frozen=True):
     words: str
     waits: bool
     """Some lookups wait for a silent server: users feel it."""

@@ -11,8 +11,9 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from checks import wire
 from runbook import __version__
@@ -34,8 +35,7 @@ class Observer(Protocol):
     def step_finished(self, result: StepResult) -> None: ...
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     settings: Settings
     steps: tuple[Step, ...]
     servers: tuple[Server, ...]
@@ -263,13 +263,12 @@ async def execute_many(plans: list[Plan], concurrency: int) -> list[Run]:
     return [t.result() for t in tasks if not t.cancelled()]
 
 
-@dataclass
-class Outage:
+class Outage(msgspec.Struct):
     """A window from the first failing run to the first healthy one after it (None while it lasts)."""
 
     first_failure: Run
     recovery: Run | None = None
-    verdicts: list[str] = field(default_factory=list)
+    verdicts: list[str] = msgspec.field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {

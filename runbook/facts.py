@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
+
+import msgspec
 
 from runbook.answers import AGREE, DISAGREE, UNKNOWN, compare, describe, matches_expected, resolve_chain
 from runbook.evidence import (
@@ -414,8 +415,7 @@ class ServerFacts:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class RunFacts:
+class RunFacts(msgspec.Struct, frozen=True):
     """The patterns of the whole run: the hosts file against DNS, the site, whether any server is known."""
 
     target: Target
@@ -453,8 +453,7 @@ def dns_values(servers: Sequence[ServerFacts], refs: References, target: Target)
     return frozenset(values)
 
 
-@dataclass(frozen=True)
-class HostFacts:
+class HostFacts(msgspec.Struct, frozen=True):
     """The DNS server host, as ``runbook server`` saw it (checks.host's findings)."""
 
     addresses: tuple[str, ...]

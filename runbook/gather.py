@@ -8,8 +8,10 @@ evidence is read by its type, never through a string key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import ClassVar
+
+import msgspec
+from msgspec.structs import replace
 
 from runbook.evidence import (
     CLOSED,
@@ -31,8 +33,7 @@ from runbook.evidence import (
 from runbook.model import Finding, Server
 
 
-@dataclass(frozen=True)
-class Block:
+class Block(msgspec.Struct, frozen=True):
     """A path of a DNS packet through this host's firewall that a rule drops or rejects."""
 
     direction: str
@@ -58,8 +59,7 @@ class Block:
         return f"{self.verdict} of {self._WHAT.get(self.direction, self.direction)} by {self.where}: {text}"
 
 
-@dataclass(frozen=True)
-class Firewall:
+class Firewall(msgspec.Struct, frozen=True):
     """This host's rules for DNS to one server, by protocol: the first path a rule stops, if any."""
 
     udp: Block | None = None
@@ -87,8 +87,7 @@ class Firewall:
         return cls(block("udp"), block("tcp"))
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(msgspec.Struct, frozen=True):
     """Another server's answer to the same question (compare): an authoritative server or a --resolver."""
 
     server: str
@@ -108,8 +107,7 @@ class Reference:
         return self.lame or self.exchange.outcome
 
 
-@dataclass(frozen=True)
-class References:
+class References(msgspec.Struct, frozen=True):
     """What a configured server's answer is compared with."""
 
     authorities: tuple[Reference, ...] = ()
@@ -139,8 +137,7 @@ class References:
         )
 
 
-@dataclass(frozen=True)
-class ServerEvidence:
+class ServerEvidence(msgspec.Struct, frozen=True):
     """Everything the findings say about one configured server."""
 
     server: Server
@@ -220,8 +217,7 @@ def gather(servers: Sequence[Server], findings: Sequence[Finding]) -> dict[Serve
     return found
 
 
-@dataclass(frozen=True)
-class Hosts:
+class Hosts(msgspec.Struct, frozen=True):
     """The hosts file's entries for the name (hostconf)."""
 
     finding: str
@@ -236,8 +232,7 @@ class Hosts:
         return cls(f.id, f.evidence.path, f.evidence.entries)
 
 
-@dataclass(frozen=True)
-class Site:
+class Site(msgspec.Struct, frozen=True):
     """The web step's connection to one of the name's addresses."""
 
     finding: str

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from runbook.errors import InputError
 from runbook.evidence import ResolvConfFacts
@@ -20,12 +21,11 @@ GLIBC_MAXNS = 3
 SYSTEMD_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
 
 
-@dataclass(frozen=True)
-class ResolvConf:
+class ResolvConf(msgspec.Struct, frozen=True):
     path: str
     nameservers: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
-    options: dict[str, str | bool] = field(default_factory=dict)
+    options: dict[str, str | bool] = msgspec.field(default_factory=dict)
     ignored: tuple[str, ...] = ()
     """Lines glibc would not use (malformed, unknown keywords, nameservers past the third)."""
     symlink_target: str | None = None
@@ -107,8 +107,7 @@ def read_resolv_conf(path: Path) -> ResolvConf:
     return conf
 
 
-@dataclass(frozen=True)
-class HostsEntry:
+class HostsEntry(msgspec.Struct, frozen=True):
     line_no: int
     address: str
     names: tuple[str, ...]

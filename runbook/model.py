@@ -11,10 +11,11 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from runbook.evidence import Empty, Evidence, parse
 
@@ -96,8 +97,7 @@ def worst(statuses: Sequence[Status], default: Status = Status.OK) -> Status:
     return max(statuses, key=lambda s: s.rank, default=default)
 
 
-@dataclass(frozen=True)
-class Server:
+class Server(msgspec.Struct, frozen=True):
     """A DNS server to diagnose: an IP address (IPv6 may carry a ``%scope``) and a port."""
 
     host: str
@@ -122,8 +122,7 @@ class Server:
         return self.host if self.port == 53 else self.label
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """What is diagnosed: the name (as typed and as queried) and the record type."""
 
     name: str
@@ -133,15 +132,14 @@ class Target:
     rdtype: str = "A"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
     """One observation of one step, usually about one server."""
 
     id: str
     step: str
     status: Status
     summary: str
-    evidence: Evidence = field(default_factory=Empty)
+    evidence: Evidence = msgspec.field(default_factory=Empty)
     started_at: float = 0.0
     duration_s: float = 0.0
     server: str | None = None
@@ -174,8 +172,7 @@ class Finding:
         )
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(msgspec.Struct, frozen=True):
     id: str
     title: str
     status: Status
@@ -197,8 +194,7 @@ class StepResult:
         return doc
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     code: str
     status: Status
     confidence: str
@@ -206,7 +202,7 @@ class Verdict:
     findings: tuple[str, ...] = ()
     next_steps: tuple[str, ...] = ()
     also: tuple[Mapping[str, Any], ...] = ()
-    servers: Mapping[str, str] = field(default_factory=dict)
+    servers: Mapping[str, str] = msgspec.field(default_factory=dict)
     """Each diagnosed server's own diagnosis code, by server label."""
     verified: bool | None = None
     """For ``healthy``: whether an independent source (the zone's own servers, --expect, --resolver) confirmed
@@ -249,8 +245,7 @@ def new_run_id(started: float) -> str:
     return datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(msgspec.Struct, frozen=True):
     """A whole run. Its :meth:`to_document` is the ``runbook.run/v1`` JSON document renderers read."""
 
     run_id: str
@@ -262,7 +257,7 @@ class Run:
     duration_s: float
     steps: tuple[StepResult, ...]
     verdict: Verdict
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = msgspec.field(default_factory=dict)
     command: str = "diagnose"
     """``diagnose``, or the one step's command that made the run (``probe``, ``ping``...)."""
     interrupted: bool = False

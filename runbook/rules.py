@@ -18,8 +18,9 @@ worse news), then the site itself, then warnings, then what fits no pattern.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 from runbook.answers import DISAGREE
 from runbook.evidence import HOST_UNREACHABLE, PORT_UNREACHABLE, PROHIBITED
@@ -30,8 +31,7 @@ C = VerdictCode
 Scope = Literal["server", "run", "host"]
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(msgspec.Struct, frozen=True):
     text: str
     test: Callable[[Any], object]
 
@@ -46,8 +46,7 @@ def on_run(text: str, test: Callable[[RunFacts], object]) -> Condition:
     return Condition(text, test)
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     id: str
     code: VerdictCode
     status: Status

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from checks import control, host
 from runbook import __version__

@@ -5,15 +5,14 @@ A new check is one module in ``checks/`` and one line here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from checks import compare, dot, firewall, hostconf, ping, resolve, tcp53, udp53, web
 from runbook import diagnosis as d
 from runbook.context import Check
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     id: str
     title: str
     check: Check
@@ -36,8 +35,7 @@ RUNBOOK: tuple[Step, ...] = (
 STEP_IDS = tuple(s.id for s in RUNBOOK)
 
 
-@dataclass(frozen=True)
-class SingleStep:
+class SingleStep(msgspec.Struct, frozen=True):
     """``runbook COMMAND``: one step of the runbook alone (DESIGN §4)."""
 
     steps: tuple[str, ...]

@@ -14,10 +14,11 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from runbook.errors import RunbookError
 
@@ -73,8 +74,7 @@ def default_path(env: Mapping[str, str] | None = None) -> Path:
     return state / "dns-runbook" / "runs.db"
 
 
-@dataclass(frozen=True)
-class RunRow:
+class RunRow(msgspec.Struct, frozen=True):
     run_id: str
     name: str
     started_at: str

@@ -19,8 +19,10 @@ import multiprocessing
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
+
+from msgspec.structs import replace
 
 from runbook.config import Module
 
