@@ -1,3 +1,3 @@
 """dns-runbook: an incident runbook for DNS outages, run in about a second."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
