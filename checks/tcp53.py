@@ -55,7 +55,8 @@ async def _probe(ctx: Context, server: Server) -> Finding:
             f"{where}: ICMP {ex.error.name} ({ex.error.type}/{ex.error.code}) from {origin}",
         )
     elif ex.outcome == wire.TIMEOUT:
-        status, summary = Status.CRITICAL, f"{where}: {ex.detail} within {ctx.settings.timeout:g} s"
+        waited = f"{ex.waited_s:.2f} s" if ex.waited_s is not None else f"{ctx.settings.timeout:g} s"
+        status, summary = Status.CRITICAL, f"{where}: {ex.detail} within {waited}"
     else:
         status, summary = Status.CRITICAL, f"{where}: {ex.detail or ex.outcome} ({wire.errno_of(ex)})"
     return ctx.finding(server.key, status, summary, evidence, server=server, clock=clock)

@@ -77,6 +77,8 @@ class Exchange(msgspec.Struct):
     error: SockError | None = None
     errno: int | None = None
     detail: str | None = None
+    waited_s: float | None = None
+    """For a timeout: how long the attempt waited (its share of the budget), said rather than assumed."""
     packets: list[str] = msgspec.field(default_factory=list)
 
     @property
@@ -96,6 +98,7 @@ class Exchange(msgspec.Struct):
             "icmp": self.error.to_evidence(self.server.host) if self.error is not None else None,
             "errno": errno_mod.errorcode.get(self.errno, str(self.errno)) if self.errno is not None else None,
             "detail": self.detail or None,
+            "waited_s": _round(self.waited_s),
         }
         if self.response is None:
             return ExchangeEvidence(**fields)
@@ -229,6 +232,7 @@ async def udp_exchange(server: Server, query: dns.message.Message, timeout: floa
         except TimeoutError:
             if ex.outcome != MALFORMED:
                 ex.outcome = TIMEOUT
+                ex.waited_s = time.monotonic() - mono
         finally:
             loop.remove_reader(sock.fileno())
     if PACKET_LOG.get():
@@ -304,6 +308,7 @@ async def tcp_exchange(server: Server, query: dns.message.Message | None, timeou
         except TimeoutError:
             ex.local = _local(sock)
             ex.outcome, ex.detail = TIMEOUT, "no answer to the SYN"
+            ex.waited_s = time.monotonic() - mono
         except OSError as e:
             ex.local = _local(sock)
             ex.errno = e.errno
@@ -355,6 +360,7 @@ async def _tcp_query(
         data = await read_exactly(length)
     except TimeoutError:
         ex.outcome, ex.detail = TIMEOUT, "connected, but no answer to the query"
+        ex.waited_s = time.monotonic() - mono
         return
     except EOFError:
         ex.outcome, ex.detail = CLOSED, "connected, but the server closed the connection without answering"

@@ -151,6 +151,8 @@ class Exchange(Message, frozen=True, kw_only=True):
     icmp: Icmp | None = None
     errno: str | None = None
     detail: str | None = None
+    waited_s: float | None = None
+    """For a timeout: how long the attempt waited before giving up."""
     # A query read from a capture (runbook analyze): which one, and when.
     id: int | None = None
     qname: str | None = None
