@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from reports import Document
 from runbook.evidence import packet_lines
 from runbook.model import Finding
@@ -13,12 +15,12 @@ def findings(doc: Document) -> dict[str, Finding]:
     return {f["id"]: Finding.from_dict(f) for f in doc["findings"]}
 
 
-def packet_log(doc: Document) -> list[str]:
+def packet_log(doc: Document, by_id: Mapping[str, Finding] | None = None) -> list[str]:
     """The packets behind the verdict (or, failing that, the UDP probe's), as one log in time order.
 
     Lines start with tcpdump's ``HH:MM:SS.ffffff`` time, so they sort as text within a run.
     """
-    by_id = findings(doc)
+    by_id = by_id if by_id is not None else findings(doc)
 
     def packets(fid: str) -> tuple[str, ...]:
         f = by_id.get(fid)

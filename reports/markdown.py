@@ -70,7 +70,7 @@ def render(doc: Document) -> str:
         "",
     ]
     out += [*_traffic(doc, by_id), ""] if _traffic(doc, by_id) else ["No UDP probe ran.", ""]
-    packets = packet_log(doc)
+    packets = packet_log(doc, by_id)
     if packets:
         out += [
             "The packet log, as the capture shows it (the lines quoted whole):"

@@ -171,21 +171,6 @@ class Exchange(Message, frozen=True, kw_only=True):
         """NXDOMAIN, or NOERROR with no record (NODATA)."""
         return self.rcode == "NXDOMAIN" or (self.rcode == "NOERROR" and not self.answers)
 
-    def message(self) -> Message:
-        """The answer's parts alone."""
-        return Message(
-            rcode=self.rcode,
-            flags=self.flags,
-            aa=self.aa,
-            tc=self.tc,
-            ra=self.ra,
-            ad=self.ad,
-            answers=self.answers,
-            authority=self.authority,
-            ede=self.ede,
-            nsid=self.nsid,
-        )
-
 
 E = TypeVar("E", bound=Evidence)
 

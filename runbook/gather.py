@@ -17,6 +17,7 @@ from runbook.evidence import (
     CLOSED,
     CONNECTED,
     RESET,
+    Authorities,
     Burst,
     Compared,
     DotProbe,
@@ -121,8 +122,6 @@ class References(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_findings(cls, findings: Sequence[Finding], expect: Sequence[str] = ()) -> References:
-        from runbook.evidence import Authorities
-
         compared = [
             Reference(f.server, f.evidence.role, f.evidence)
             for f in findings
